@@ -1,0 +1,6 @@
+//! Lambda function `signup`: serves its rows of the route table.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::http::lambda::serve("signup").await
+}

@@ -1,0 +1,328 @@
+//! The embedded store: everything in process memory, for local use and tests. Each method
+//! holds one lock for its whole body, which gives it the same all-or-nothing behaviour the
+//! DynamoDB adapter gets from transactions and condition expressions.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    Address, LoginKey, ProviderToken, SecretHash, Session, SessionId, SudoToken, UnixTime, User,
+    UserId, Verification, VerificationId, VerificationToken,
+};
+use crate::ports::{AccountChange, ChangeRejected, DependencyError, LimitDecision, Spend, Store};
+
+#[derive(Default)]
+struct State {
+    users: HashMap<UserId, User>,
+    logins: HashMap<String, UserId>,
+    sessions: HashMap<SessionId, Session>,
+    cooldowns: HashMap<String, UnixTime>,
+    counters: HashMap<String, (UnixTime, u32)>,
+    verifications: HashMap<VerificationId, Verification>,
+    verification_tokens: HashMap<SecretHash, VerificationToken>,
+    sudo_tokens: HashMap<SecretHash, SudoToken>,
+    provider_tokens: HashMap<SecretHash, ProviderToken>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied change: every method
+        // checks all conditions before it writes anything.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn spend_is_valid(state: &State, spend: &Spend, now: UnixTime) -> bool {
+    match spend {
+        Spend::Verification { hash, address } => state
+            .verification_tokens
+            .get(hash)
+            .is_some_and(|t| !t.used && t.expires_at > now && &t.address == address),
+        Spend::Provider { hash, identity } => state
+            .provider_tokens
+            .get(hash)
+            .is_some_and(|t| !t.used && t.expires_at > now && &t.identity == identity),
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn user(&self, id: &UserId) -> Result<Option<User>, DependencyError> {
+        Ok(self.state().users.get(id).cloned())
+    }
+
+    async fn user_by_login(&self, key: &LoginKey) -> Result<Option<User>, DependencyError> {
+        let state = self.state();
+        Ok(state
+            .logins
+            .get(&key.storage_key())
+            .and_then(|id| state.users.get(id))
+            .cloned())
+    }
+
+    async fn apply(
+        &self,
+        change: &AccountChange,
+    ) -> Result<Result<(), ChangeRejected>, DependencyError> {
+        let mut state = self.state();
+        let user_id = &change.after.id;
+        let current_version = state.users.get(user_id).map(|u| u.version);
+        if current_version != change.before.as_ref().map(|u| u.version) {
+            return Ok(Err(ChangeRejected::Stale));
+        }
+        if let Some(sudo) = &change.sudo {
+            let alive = state.sudo_tokens.get(&sudo.hash).is_some_and(|t| {
+                t.expires_at > change.now
+                    && t.user_id == sudo.user_id
+                    && t.session_id == sudo.session_id
+            });
+            if !alive {
+                return Ok(Err(ChangeRejected::Sudo));
+            }
+        }
+        if let Some(spend) = &change.spend {
+            if !spend_is_valid(&state, spend, change.now) {
+                return Ok(Err(ChangeRejected::Token));
+            }
+        }
+        let old_keys: Vec<String> = change
+            .before
+            .iter()
+            .flat_map(User::login_keys)
+            .map(|k| k.storage_key())
+            .collect();
+        let new_keys = change.after.login_keys();
+        for key in &new_keys {
+            if let Some(owner) = state.logins.get(&key.storage_key()) {
+                if owner != user_id {
+                    return Ok(Err(ChangeRejected::Taken(key.clone())));
+                }
+            }
+        }
+        // Every condition holds: write.
+        let new_storage_keys: Vec<String> = new_keys.iter().map(LoginKey::storage_key).collect();
+        for old in old_keys.iter().filter(|k| !new_storage_keys.contains(k)) {
+            state.logins.remove(old);
+        }
+        for key in new_storage_keys {
+            state.logins.insert(key, user_id.clone());
+        }
+        match &change.spend {
+            Some(Spend::Verification { hash, .. }) => {
+                if let Some(token) = state.verification_tokens.get_mut(hash) {
+                    token.used = true;
+                }
+            }
+            Some(Spend::Provider { hash, .. }) => {
+                if let Some(token) = state.provider_tokens.get_mut(hash) {
+                    token.used = true;
+                }
+            }
+            None => {}
+        }
+        state.users.insert(user_id.clone(), change.after.clone());
+        Ok(Ok(()))
+    }
+
+    async fn create_session(&self, session: &Session) -> Result<(), DependencyError> {
+        self.state()
+            .sessions
+            .insert(session.id.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn session(&self, id: &SessionId) -> Result<Option<Session>, DependencyError> {
+        Ok(self.state().sessions.get(id).cloned())
+    }
+
+    async fn session_and_user(
+        &self,
+        session: &SessionId,
+        user: &UserId,
+    ) -> Result<(Option<Session>, Option<User>), DependencyError> {
+        let state = self.state();
+        Ok((
+            state.sessions.get(session).cloned(),
+            state.users.get(user).cloned(),
+        ))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        id: &SessionId,
+        current: &SecretHash,
+        next: &SecretHash,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, DependencyError> {
+        let mut state = self.state();
+        let Some(session) = state.sessions.get_mut(id) else {
+            return Ok(false);
+        };
+        if session.revoked || session.expires_at <= now || !session.refresh_hash.matches(current) {
+            return Ok(false);
+        }
+        session.refresh_hash = next.clone();
+        session.expires_at = expires_at;
+        Ok(true)
+    }
+
+    async fn revoke_session(&self, id: &SessionId) -> Result<(), DependencyError> {
+        if let Some(session) = self.state().sessions.get_mut(id) {
+            session.revoked = true;
+        }
+        Ok(())
+    }
+
+    async fn acquire_cooldown(
+        &self,
+        key: &str,
+        until: UnixTime,
+        now: UnixTime,
+    ) -> Result<LimitDecision, DependencyError> {
+        let mut state = self.state();
+        match state.cooldowns.get(key) {
+            Some(&busy_until) if busy_until > now => Ok(Err(busy_until)),
+            _ => {
+                state.cooldowns.insert(key.to_string(), until);
+                Ok(Ok(()))
+            }
+        }
+    }
+
+    async fn count_event(
+        &self,
+        key: &str,
+        limit: u32,
+        window_secs: i64,
+        now: UnixTime,
+    ) -> Result<LimitDecision, DependencyError> {
+        let window_start = now - now.rem_euclid(window_secs);
+        let mut state = self.state();
+        let entry = state
+            .counters
+            .entry(key.to_string())
+            .or_insert((window_start, 0));
+        if entry.0 != window_start {
+            *entry = (window_start, 0);
+        }
+        if entry.1 >= limit {
+            return Ok(Err(window_start + window_secs));
+        }
+        entry.1 += 1;
+        Ok(Ok(()))
+    }
+
+    async fn put_verification(&self, verification: &Verification) -> Result<(), DependencyError> {
+        self.state()
+            .verifications
+            .insert(verification.id.clone(), verification.clone());
+        Ok(())
+    }
+
+    async fn verification(
+        &self,
+        id: &VerificationId,
+    ) -> Result<Option<Verification>, DependencyError> {
+        Ok(self.state().verifications.get(id).cloned())
+    }
+
+    async fn record_wrong_code(
+        &self,
+        id: &VerificationId,
+        max_attempts: u32,
+        now: UnixTime,
+    ) -> Result<(), DependencyError> {
+        if let Some(v) = self.state().verifications.get_mut(id) {
+            if !v.used && v.attempts < max_attempts && v.expires_at > now {
+                v.attempts += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn redeem_verification(
+        &self,
+        id: &VerificationId,
+        max_attempts: u32,
+        now: UnixTime,
+        token: &VerificationToken,
+    ) -> Result<bool, DependencyError> {
+        let mut state = self.state();
+        let Some(v) = state.verifications.get_mut(id) else {
+            return Ok(false);
+        };
+        if v.used || v.attempts >= max_attempts || v.expires_at <= now {
+            return Ok(false);
+        }
+        v.used = true;
+        state
+            .verification_tokens
+            .insert(token.hash.clone(), token.clone());
+        Ok(true)
+    }
+
+    async fn verification_token(
+        &self,
+        hash: &SecretHash,
+    ) -> Result<Option<VerificationToken>, DependencyError> {
+        Ok(self.state().verification_tokens.get(hash).cloned())
+    }
+
+    async fn put_sudo_token(&self, token: &SudoToken) -> Result<(), DependencyError> {
+        self.state()
+            .sudo_tokens
+            .insert(token.hash.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn exchange_for_sudo(
+        &self,
+        verification_token: &SecretHash,
+        address: &Address,
+        now: UnixTime,
+        sudo: &SudoToken,
+    ) -> Result<bool, DependencyError> {
+        let mut state = self.state();
+        let Some(token) = state.verification_tokens.get_mut(verification_token) else {
+            return Ok(false);
+        };
+        if token.used || token.expires_at <= now || &token.address != address {
+            return Ok(false);
+        }
+        token.used = true;
+        state.sudo_tokens.insert(sudo.hash.clone(), sudo.clone());
+        Ok(true)
+    }
+
+    async fn sudo_token(&self, hash: &SecretHash) -> Result<Option<SudoToken>, DependencyError> {
+        Ok(self.state().sudo_tokens.get(hash).cloned())
+    }
+
+    async fn put_provider_token(&self, token: &ProviderToken) -> Result<(), DependencyError> {
+        self.state()
+            .provider_tokens
+            .insert(token.hash.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn provider_token(
+        &self,
+        hash: &SecretHash,
+    ) -> Result<Option<ProviderToken>, DependencyError> {
+        Ok(self.state().provider_tokens.get(hash).cloned())
+    }
+}

@@ -1,0 +1,72 @@
+//! Local delivery: each message is printed to the terminal and kept for `GET /_dev/outbox`.
+//! Only `local-api` ever builds it; Lambda functions refuse `AUTH_DELIVERY=outbox`.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::domain::Address;
+use crate::http::wire::rfc3339;
+use crate::ports::{Clock, Delivery, DependencyError, Message, SystemClock};
+
+/// The most recent messages kept; older ones fall off.
+const CAPACITY: usize = 1000;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct OutboxEntry {
+    pub channel: &'static str,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub code: Option<String>,
+    pub sent_at: String,
+}
+
+#[derive(Default)]
+pub struct Outbox {
+    entries: Mutex<VecDeque<OutboxEntry>>,
+}
+
+impl Outbox {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Oldest first, newest last.
+    pub fn entries(&self) -> Vec<OutboxEntry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Delivery for Outbox {
+    async fn send(&self, message: &Message) -> Result<(), DependencyError> {
+        let (channel, to) = match &message.to {
+            Address::Email(email) => ("email", email.as_str().to_string()),
+            Address::Phone(phone) => ("sms", phone.e164()),
+        };
+        let entry = OutboxEntry {
+            channel,
+            to,
+            subject: message.subject.clone(),
+            body: message.body.clone(),
+            code: message.code.as_ref().map(|c| c.expose().to_string()),
+            sent_at: rfc3339(SystemClock.now()),
+        };
+        // The terminal is the local developer's inbox, by design.
+        println!("[outbox] {} to {}: {}", entry.channel, entry.to, entry.body);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() == CAPACITY {
+            entries.pop_front();
+        }
+        entries.push_back(entry);
+        Ok(())
+    }
+}

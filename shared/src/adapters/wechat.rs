@@ -1,0 +1,162 @@
+//! WeChat Open Platform web login: exchanges an OAuth code at `sns/oauth2/access_token` and
+//! reads `sns/userinfo`. WeChat answers errors as HTTP 200 with `errcode` and `errmsg`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use crate::config::WxOpenSettings;
+use crate::domain::{ProviderId, ProviderIdentity, ProviderProfile};
+use crate::ports::{IdentityProvider, ProviderError};
+
+pub struct WeChat {
+    settings: Option<WxOpenSettings>,
+    api_base: String,
+    timeout: Duration,
+    /// Built on first use, so a cold start spends nothing on TLS set-up.
+    client: OnceLock<Result<reqwest::Client, String>>,
+}
+
+/// Codes WeChat uses for a bad, expired or used authorization code.
+const INVALID_CODE_ERRCODES: &[i64] = &[40029, 40163, 41008, 40030, 42003];
+
+#[derive(Deserialize)]
+struct AccessTokenAnswer {
+    errcode: Option<i64>,
+    errmsg: Option<String>,
+    access_token: Option<String>,
+    openid: Option<String>,
+    unionid: Option<String>,
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UserInfoAnswer {
+    errcode: Option<i64>,
+    nickname: Option<String>,
+    headimgurl: Option<String>,
+    unionid: Option<String>,
+}
+
+impl WeChat {
+    pub fn new(settings: Option<WxOpenSettings>, api_base: String, timeout: Duration) -> Self {
+        Self {
+            settings,
+            api_base,
+            timeout,
+            client: OnceLock::new(),
+        }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, ProviderError> {
+        self.client
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .timeout(self.timeout)
+                    .connect_timeout(self.timeout)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| ProviderError::Unavailable(format!("building the HTTP client: {e}")))
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, ProviderError> {
+        let url = format!("{}/{path}", self.api_base);
+        let response = self
+            .client()?
+            .get(&url)
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| {
+                ProviderError::Unavailable(format!("WeChat {path}: {}", e.without_url()))
+            })?;
+        if !response.status().is_success() {
+            return Err(ProviderError::Unavailable(format!(
+                "WeChat {path} answered HTTP {}",
+                response.status()
+            )));
+        }
+        response.json::<T>().await.map_err(|e| {
+            ProviderError::Unavailable(format!("WeChat {path} answer: {}", e.without_url()))
+        })
+    }
+}
+
+fn errcode_error(path: &str, errcode: i64, errmsg: Option<&str>) -> ProviderError {
+    let detail = format!("WeChat {path} errcode {errcode}: {}", errmsg.unwrap_or(""));
+    if INVALID_CODE_ERRCODES.contains(&errcode) {
+        ProviderError::InvalidCode(detail)
+    } else {
+        ProviderError::Unavailable(detail)
+    }
+}
+
+#[async_trait]
+impl IdentityProvider for WeChat {
+    async fn exchange_code(
+        &self,
+        provider: ProviderId,
+        code: &str,
+        _redirect_uri: Option<&str>,
+    ) -> Result<(ProviderIdentity, ProviderProfile), ProviderError> {
+        let ProviderId::WxOpen = provider;
+        let settings = self.settings.as_ref().ok_or(ProviderError::NotConfigured)?;
+        let token: AccessTokenAnswer = self
+            .get(
+                "sns/oauth2/access_token",
+                &[
+                    ("appid", settings.app_id.as_str()),
+                    ("secret", settings.app_secret.as_str()),
+                    ("code", code),
+                    ("grant_type", "authorization_code"),
+                ],
+            )
+            .await?;
+        if let Some(errcode) = token.errcode.filter(|&c| c != 0) {
+            return Err(errcode_error(
+                "sns/oauth2/access_token",
+                errcode,
+                token.errmsg.as_deref(),
+            ));
+        }
+        let (Some(access_token), Some(openid)) = (token.access_token, token.openid) else {
+            return Err(ProviderError::Unavailable(
+                "WeChat sns/oauth2/access_token answered without access_token or openid".into(),
+            ));
+        };
+        let mut unionid = token.unionid;
+        let mut profile = ProviderProfile::default();
+        let scope = token.scope.unwrap_or_default();
+        if scope.contains("snsapi_userinfo") || scope.contains("snsapi_login") {
+            // The profile is a nicety: an identity without it still signs in.
+            match self
+                .get::<UserInfoAnswer>(
+                    "sns/userinfo",
+                    &[
+                        ("access_token", access_token.as_str()),
+                        ("openid", openid.as_str()),
+                    ],
+                )
+                .await
+            {
+                Ok(info) if info.errcode.unwrap_or(0) == 0 => {
+                    profile.name = info.nickname.filter(|n| !n.is_empty());
+                    profile.picture = info.headimgurl.filter(|p| !p.is_empty());
+                    unionid = unionid.or(info.unionid);
+                }
+                Ok(info) => tracing::warn!(errcode = info.errcode, "WeChat sns/userinfo refused"),
+                Err(err) => tracing::warn!(error = %err, "WeChat sns/userinfo failed"),
+            }
+        }
+        let subject = unionid.filter(|u| !u.is_empty()).unwrap_or(openid);
+        Ok((ProviderIdentity { provider, subject }, profile))
+    }
+}

@@ -1,0 +1,276 @@
+//! Typed settings, read once from the environment at start. Missing or malformed settings
+//! fail the start with a sentence naming the variable.
+
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Memory,
+    DynamoDb,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryKind {
+    Outbox,
+    Aws,
+}
+
+/// Where the binary runs decides the defaults: the local server runs on embedded adapters,
+/// Lambda functions on AWS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    Local,
+    Lambda,
+}
+
+#[derive(Clone)]
+pub struct WxOpenSettings {
+    pub app_id: String,
+    pub app_secret: String,
+}
+
+impl std::fmt::Debug for WxOpenSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WxOpenSettings")
+            .field("app_id", &self.app_id)
+            .field("app_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub runtime: Runtime,
+    pub port: u16,
+    pub store: StoreKind,
+    pub table_name: String,
+    pub delivery: DeliveryKind,
+    pub email_from: Option<String>,
+    pub default_country_code: String,
+    pub password_min_length: usize,
+    pub code_ttl_secs: i64,
+    pub verification_token_ttl_secs: i64,
+    pub sudo_token_ttl_secs: i64,
+    pub code_max_attempts: u32,
+    pub code_resend_interval_secs: i64,
+    pub code_sends_per_address_per_hour: u32,
+    pub code_sends_per_ip_per_hour: u32,
+    pub password_attempts_per_hour: u32,
+    pub access_token_ttl_secs: i64,
+    pub refresh_token_ttl_secs: i64,
+    pub provider_token_ttl_secs: i64,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// PKCS#8 PEM of the Ed25519 signing key; the local server makes one up when unset.
+    pub jwt_private_key_pem: Option<String>,
+    pub wx_open: Option<WxOpenSettings>,
+    pub wechat_api_base: String,
+    pub wechat_timeout_ms: u64,
+}
+
+/// A configuration problem, said as a sentence for whoever starts the service.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    pub fn from_env(runtime: Runtime) -> Result<Self, ConfigError> {
+        Self::from_vars(runtime, &std::env::vars().collect())
+    }
+
+    pub fn from_vars(
+        runtime: Runtime,
+        vars: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let env = Env(vars);
+        let store = match env.text("AUTH_STORE").as_deref() {
+            None => match runtime {
+                Runtime::Local => StoreKind::Memory,
+                Runtime::Lambda => StoreKind::DynamoDb,
+            },
+            Some("memory") => StoreKind::Memory,
+            Some("dynamodb") => StoreKind::DynamoDb,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "AUTH_STORE must be `memory` or `dynamodb`, not `{other}`"
+                )))
+            }
+        };
+        let delivery = match env.text("AUTH_DELIVERY").as_deref() {
+            None => match runtime {
+                Runtime::Local => DeliveryKind::Outbox,
+                Runtime::Lambda => DeliveryKind::Aws,
+            },
+            Some("outbox") => DeliveryKind::Outbox,
+            Some("aws") => DeliveryKind::Aws,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "AUTH_DELIVERY must be `outbox` or `aws`, not `{other}`"
+                )))
+            }
+        };
+        if runtime == Runtime::Lambda && delivery == DeliveryKind::Outbox {
+            return Err(ConfigError(
+                "AUTH_DELIVERY=outbox exists only in local-api; Lambda functions deliver through SES and SNS".into(),
+            ));
+        }
+        let table_name = match (store, env.text("AUTH_TABLE_NAME")) {
+            (_, Some(name)) => name,
+            (StoreKind::DynamoDb, None) if runtime == Runtime::Lambda => {
+                return Err(ConfigError(
+                    "AUTH_TABLE_NAME is not set: name the DynamoDB table of the service".into(),
+                ))
+            }
+            (_, None) => "cloudbase-association-local".into(),
+        };
+        let email_from = env.text("AUTH_EMAIL_FROM");
+        if delivery == DeliveryKind::Aws && email_from.is_none() {
+            return Err(ConfigError(
+                "AUTH_EMAIL_FROM is not set: name the SES identity that sends verification emails"
+                    .into(),
+            ));
+        }
+        let default_country_code = env.text("AUTH_DEFAULT_COUNTRY_CODE").unwrap_or("86".into());
+        if default_country_code.is_empty()
+            || default_country_code.len() > 3
+            || !default_country_code.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(ConfigError(
+                "AUTH_DEFAULT_COUNTRY_CODE must be a country calling code of 1 to 3 digits, such as 86".into(),
+            ));
+        }
+        let wx_open = match (
+            env.text("AUTH_WX_OPEN_APP_ID"),
+            env.text("AUTH_WX_OPEN_APP_SECRET"),
+        ) {
+            (Some(app_id), Some(app_secret)) => Some(WxOpenSettings { app_id, app_secret }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError(
+                    "AUTH_WX_OPEN_APP_ID and AUTH_WX_OPEN_APP_SECRET must be set together".into(),
+                ))
+            }
+        };
+        let settings = Settings {
+            runtime,
+            port: env.number("PORT", 3000)?,
+            store,
+            table_name,
+            delivery,
+            email_from,
+            default_country_code,
+            password_min_length: env.number("AUTH_PASSWORD_MIN_LENGTH", 8)?,
+            code_ttl_secs: env.positive("AUTH_CODE_TTL_SECS", 600)?,
+            verification_token_ttl_secs: env.positive("AUTH_VERIFICATION_TOKEN_TTL_SECS", 600)?,
+            sudo_token_ttl_secs: env.positive("AUTH_SUDO_TOKEN_TTL_SECS", 600)?,
+            code_max_attempts: env.number("AUTH_CODE_MAX_ATTEMPTS", 5)?,
+            code_resend_interval_secs: env.number("AUTH_CODE_RESEND_INTERVAL_SECS", 60)?,
+            code_sends_per_address_per_hour: env
+                .number("AUTH_CODE_SENDS_PER_ADDRESS_PER_HOUR", 10)?,
+            code_sends_per_ip_per_hour: env.number("AUTH_CODE_SENDS_PER_IP_PER_HOUR", 30)?,
+            password_attempts_per_hour: env.number("AUTH_PASSWORD_ATTEMPTS_PER_HOUR", 20)?,
+            access_token_ttl_secs: env.positive("AUTH_ACCESS_TOKEN_TTL_SECS", 7200)?,
+            refresh_token_ttl_secs: env.positive("AUTH_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?,
+            provider_token_ttl_secs: env.positive("AUTH_PROVIDER_TOKEN_TTL_SECS", 3600)?,
+            jwt_issuer: env
+                .text("AUTH_JWT_ISSUER")
+                .unwrap_or("cloudbase-association".into()),
+            jwt_audience: env
+                .text("AUTH_JWT_AUDIENCE")
+                .unwrap_or("cloudbase-association".into()),
+            jwt_private_key_pem: env.text("AUTH_JWT_PRIVATE_KEY"),
+            wx_open,
+            wechat_api_base: env
+                .text("AUTH_WECHAT_API_BASE")
+                .unwrap_or("https://api.weixin.qq.com".into())
+                .trim_end_matches('/')
+                .to_string(),
+            wechat_timeout_ms: env.positive("AUTH_WECHAT_TIMEOUT_MS", 3000)?,
+        };
+        if settings.runtime == Runtime::Lambda && settings.jwt_private_key_pem.is_none() {
+            return Err(ConfigError(
+                "AUTH_JWT_PRIVATE_KEY is not set: give the PKCS#8 PEM of the Ed25519 key that signs access tokens".into(),
+            ));
+        }
+        Ok(settings)
+    }
+}
+
+struct Env<'a>(&'a HashMap<String, String>);
+
+impl Env<'_> {
+    fn text(&self, name: &str) -> Option<String> {
+        self.0
+            .get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
+        match self.text(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse()
+                .map_err(|_| ConfigError(format!("{name} must be a whole number, not `{raw}`"))),
+        }
+    }
+
+    fn positive<T>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + Default,
+    {
+        let value = self.number(name, default)?;
+        if value > T::default() {
+            Ok(value)
+        } else {
+            Err(ConfigError(format!("{name} must be greater than zero")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn local_defaults_need_nothing() {
+        let settings = Settings::from_vars(Runtime::Local, &vars(&[])).unwrap();
+        assert_eq!(settings.store, StoreKind::Memory);
+        assert_eq!(settings.delivery, DeliveryKind::Outbox);
+        assert_eq!(settings.port, 3000);
+        assert_eq!(settings.default_country_code, "86");
+    }
+
+    #[test]
+    fn lambda_without_a_table_names_the_missing_variable() {
+        let err = Settings::from_vars(Runtime::Lambda, &vars(&[])).unwrap_err();
+        assert!(err.0.contains("AUTH_TABLE_NAME"), "{err}");
+    }
+
+    #[test]
+    fn malformed_numbers_name_the_variable() {
+        let err = Settings::from_vars(Runtime::Local, &vars(&[("AUTH_CODE_TTL_SECS", "ten")]))
+            .unwrap_err();
+        assert!(err.0.contains("AUTH_CODE_TTL_SECS"), "{err}");
+    }
+
+    #[test]
+    fn the_wechat_secret_never_prints() {
+        let settings = Settings::from_vars(
+            Runtime::Local,
+            &vars(&[
+                ("AUTH_WX_OPEN_APP_ID", "wxapp"),
+                ("AUTH_WX_OPEN_APP_SECRET", "s3cr3t"),
+            ]),
+        )
+        .unwrap();
+        assert!(!format!("{settings:?}").contains("s3cr3t"));
+    }
+}

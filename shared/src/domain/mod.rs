@@ -1,0 +1,344 @@
+//! Typed values parsed once at the edge, and the records of the account aggregate.
+//! No I/O and no JSON values here.
+
+mod contact;
+mod secret;
+
+use std::fmt;
+
+pub use contact::{Address, AddressKind, Email, PhoneNumber};
+pub use secret::{random_bytes, Password, SecretHash, SecretHasher, SecretToken, VerificationCode};
+
+/// Seconds since the Unix epoch.
+pub type UnixTime = i64;
+
+/// Why a request field was refused; becomes `invalid_argument`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidInput {
+    pub field: &'static str,
+    pub reason: &'static str,
+}
+
+impl InvalidInput {
+    pub fn new(field: &'static str, reason: &'static str) -> Self {
+        Self { field, reason }
+    }
+}
+
+impl fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.field, self.reason)
+    }
+}
+
+macro_rules! random_id {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn generate() -> Self {
+                Self(hex::encode(random_bytes::<16>()))
+            }
+
+            pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+                if raw.len() == 32 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                    Ok(Self(raw.to_string()))
+                } else {
+                    Err(InvalidInput::new($field, "is not a valid identifier"))
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+random_id!(
+    /// The account's stable identifier, the `sub` of its tokens.
+    UserId,
+    "sub"
+);
+random_id!(
+    /// One sign-in: the family of refresh tokens that rotate from it.
+    SessionId,
+    "session"
+);
+random_id!(
+    /// Names one code sent to one address.
+    VerificationId,
+    "verification_id"
+);
+
+/// A username: 3 to 32 characters, lower-case letters, digits, `_`, `-` and `.`, starting
+/// with a letter so that it can never be mistaken for a phone number or an email.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let name = raw.trim().to_lowercase();
+        let valid = (3..=32).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b));
+        if valid {
+            Ok(Self(name))
+        } else {
+            Err(InvalidInput::new(
+                "username",
+                "must be 3 to 32 letters, digits, '_', '-' or '.', starting with a letter",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A display name chosen by the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let name = raw.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(InvalidInput::new(
+                "name",
+                "must be 1 to 64 printable characters",
+            ));
+        }
+        Ok(Self(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An external identity provider this service knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProviderId {
+    /// WeChat Open Platform web login.
+    WxOpen,
+}
+
+impl ProviderId {
+    pub const ALL: [ProviderId; 1] = [ProviderId::WxOpen];
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        match raw.trim() {
+            "wx_open" => Ok(ProviderId::WxOpen),
+            _ => Err(InvalidInput::new(
+                "provider_id",
+                "names no supported provider",
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderId::WxOpen => "wx_open",
+        }
+    }
+
+    pub fn display_name(self) -> &'static str {
+        match self {
+            ProviderId::WxOpen => "WeChat",
+        }
+    }
+}
+
+/// A person at a provider: WeChat's `unionid` when it gives one, else its `openid`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ProviderIdentity {
+    pub provider: ProviderId,
+    pub subject: String,
+}
+
+/// What a provider told us about the person.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ProviderProfile {
+    pub name: Option<String>,
+    pub picture: Option<String>,
+}
+
+/// Anything a person can sign in with; each belongs to at most one account.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LoginKey {
+    Username(Username),
+    Address(Address),
+    Provider(ProviderIdentity),
+}
+
+impl LoginKey {
+    /// The unique key the store reserves for it.
+    pub fn storage_key(&self) -> String {
+        match self {
+            LoginKey::Username(name) => format!("username#{}", name.as_str()),
+            LoginKey::Address(address) => {
+                format!("{}#{}", address.kind().as_str(), address.stored())
+            }
+            LoginKey::Provider(identity) => {
+                format!(
+                    "provider#{}#{}",
+                    identity.provider.as_str(),
+                    identity.subject
+                )
+            }
+        }
+    }
+}
+
+/// A provider identity linked to an account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderLink {
+    pub identity: ProviderIdentity,
+    pub profile: ProviderProfile,
+}
+
+/// The account aggregate as stored.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: UserId,
+    pub username: Option<Username>,
+    pub email: Option<Email>,
+    pub phone: Option<PhoneNumber>,
+    pub name: Option<DisplayName>,
+    /// Argon2id in PHC string form.
+    pub password_hash: Option<String>,
+    pub providers: Vec<ProviderLink>,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+    /// Bumped on every change; writes are conditional on it.
+    pub version: u64,
+}
+
+impl User {
+    /// Every unique key this account holds.
+    pub fn login_keys(&self) -> Vec<LoginKey> {
+        let mut keys = Vec::new();
+        keys.extend(self.username.clone().map(LoginKey::Username));
+        keys.extend(
+            self.email
+                .clone()
+                .map(|e| LoginKey::Address(Address::Email(e))),
+        );
+        keys.extend(
+            self.phone
+                .clone()
+                .map(|p| LoginKey::Address(Address::Phone(p))),
+        );
+        keys.extend(
+            self.providers
+                .iter()
+                .map(|l| LoginKey::Provider(l.identity.clone())),
+        );
+        keys
+    }
+
+    pub fn address(&self, kind: AddressKind) -> Option<Address> {
+        match kind {
+            AddressKind::Email => self.email.clone().map(Address::Email),
+            AddressKind::Phone => self.phone.clone().map(Address::Phone),
+        }
+    }
+
+    pub fn has_address(&self, address: &Address) -> bool {
+        self.address(address.kind()).as_ref() == Some(address)
+    }
+
+    pub fn provider(&self, provider: ProviderId) -> Option<&ProviderLink> {
+        self.providers
+            .iter()
+            .find(|l| l.identity.provider == provider)
+    }
+
+    /// Ways left to sign in: a password with something to name the account by, or a provider.
+    pub fn sign_in_methods(&self) -> usize {
+        let named = self.username.is_some() || self.email.is_some() || self.phone.is_some();
+        let by_password = usize::from(named && self.password_hash.is_some());
+        by_password + self.providers.len()
+    }
+}
+
+/// One sign-in and its current refresh token.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub refresh_hash: SecretHash,
+    pub expires_at: UnixTime,
+    pub revoked: bool,
+}
+
+/// A code sent to an address, waiting to be verified.
+#[derive(Clone, Debug)]
+pub struct Verification {
+    pub id: VerificationId,
+    pub address: Address,
+    pub code_hash: SecretHash,
+    pub attempts: u32,
+    pub expires_at: UnixTime,
+    pub used: bool,
+}
+
+/// Proof that someone holds an address; spent by sign-up, sudo or binding.
+#[derive(Clone, Debug)]
+pub struct VerificationToken {
+    pub hash: SecretHash,
+    pub address: Address,
+    pub expires_at: UnixTime,
+    pub used: bool,
+}
+
+/// Proof of a fresh re-authentication within one session.
+#[derive(Clone, Debug)]
+pub struct SudoToken {
+    pub hash: SecretHash,
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub expires_at: UnixTime,
+}
+
+/// Proof that a provider vouched for an identity; spent by binding.
+#[derive(Clone, Debug)]
+pub struct ProviderToken {
+    pub hash: SecretHash,
+    pub identity: ProviderIdentity,
+    pub profile: ProviderProfile,
+    pub expires_at: UnixTime,
+    pub used: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_cannot_look_like_phone_numbers_or_emails() {
+        assert!(Username::parse("alice_01").is_ok());
+        for raw in ["13800000000", "+86138", "a@b.com", "ab", "_alice", "al ice"] {
+            assert!(Username::parse(raw).is_err(), "{raw:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn ids_parse_only_their_own_shape() {
+        let id = UserId::generate();
+        assert_eq!(UserId::parse(id.as_str()).unwrap(), id);
+        assert!(UserId::parse("../../etc").is_err());
+    }
+
+    #[test]
+    fn login_keys_name_their_kind() {
+        let email = Address::Email(Email::parse("A@x.io").unwrap());
+        assert_eq!(LoginKey::Address(email).storage_key(), "email#a@x.io");
+    }
+}

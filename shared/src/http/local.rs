@@ -1,0 +1,110 @@
+//! The local server: every route of the table on one loopback port, through the same
+//! `handle` the Lambda functions use, plus `GET /_dev/outbox` when delivery is the outbox.
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use lambda_http::http::{self, StatusCode};
+use lambda_http::Body;
+use tokio::net::TcpListener;
+
+use super::routes::ROUTES;
+use super::{handle, ClientIp, MAX_BODY_BYTES};
+use crate::adapters::outbox::Outbox;
+use crate::error::AuthError;
+use crate::ops::App;
+
+pub struct LocalServer {
+    pub app: App,
+    pub outbox: Option<Arc<Outbox>>,
+}
+
+/// Binds 127.0.0.1 only: the local server is never reachable from other machines.
+pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await
+}
+
+/// Serves until the process is stopped.
+pub async fn serve(listener: TcpListener, server: LocalServer) -> std::io::Result<()> {
+    let server = Arc::new(server);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of descriptors and the like: keep serving the connections we have.
+                tracing::warn!(error = %err, "accepting a connection failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let server = Arc::clone(&server);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let server = Arc::clone(&server);
+                async move { Ok::<_, Infallible>(answer(&server, peer, req).await) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn answer(
+    server: &LocalServer,
+    peer: SocketAddr,
+    req: http::Request<Incoming>,
+) -> http::Response<Full<Bytes>> {
+    let (mut parts, incoming) = req.into_parts();
+    parts.extensions.insert(ClientIp(peer.ip()));
+    if parts.method == http::Method::GET && parts.uri.path() == "/_dev/outbox" {
+        if let Some(outbox) = &server.outbox {
+            let body = serde_json::to_vec(&outbox.entries()).unwrap_or_else(|_| b"[]".to_vec());
+            return http::Response::builder()
+                .status(StatusCode::OK)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap_or_default();
+        }
+    }
+    let response = match Limited::new(incoming, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            let body = if bytes.is_empty() {
+                Body::Empty
+            } else {
+                Body::Binary(bytes.to_vec())
+            };
+            handle(&server.app, ROUTES, http::Request::from_parts(parts, body)).await
+        }
+        Err(err) => {
+            let too_large = err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            let refusal = if too_large {
+                AuthError::BodyTooLarge
+            } else {
+                AuthError::InvalidArgument("the request body could not be read".into())
+            };
+            super::refuse(&http::Request::from_parts(parts, Body::Empty), refusal)
+        }
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(text) => Bytes::from(text),
+        Body::Binary(bytes) => Bytes::from(bytes),
+        _ => Bytes::new(),
+    };
+    http::Response::from_parts(parts, Full::new(bytes))
+}

@@ -1,0 +1,218 @@
+//! The route table, written once: the local server serves it, each Lambda function answers
+//! its own rows, and the tests check the SAM template against it.
+
+/// Every operation of the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operation {
+    SignUp,
+    SignIn,
+    RefreshToken,
+    Revoke,
+    SignOut,
+    CurrentUser,
+    Sudo,
+    SendVerification,
+    Verify,
+    BindContact,
+    GrantProviderToken,
+    BindProvider,
+    SignInWithProvider,
+    ListProviders,
+    UnbindProvider,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    /// `{name}` stands for one path segment.
+    pub path: &'static str,
+    pub operation: Operation,
+    /// The Lambda function binary that serves this route.
+    pub function: &'static str,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    operation: Operation,
+    function: &'static str,
+) -> Route {
+    Route {
+        method,
+        path,
+        operation,
+        function,
+    }
+}
+
+pub const ROUTES: &[Route] = &[
+    route("POST", "/auth/v1/signup", Operation::SignUp, "signup"),
+    route("POST", "/auth/v1/signin", Operation::SignIn, "signin"),
+    route("POST", "/auth/v1/token", Operation::RefreshToken, "token"),
+    route("POST", "/auth/v1/revoke", Operation::Revoke, "revoke"),
+    route(
+        "POST",
+        "/auth/v1/user/signout",
+        Operation::SignOut,
+        "revoke",
+    ),
+    route("GET", "/auth/v1/user/me", Operation::CurrentUser, "user-me"),
+    route("POST", "/auth/v1/user/sudo", Operation::Sudo, "sudo"),
+    route(
+        "POST",
+        "/auth/v1/verification",
+        Operation::SendVerification,
+        "verification",
+    ),
+    route(
+        "POST",
+        "/auth/v1/verification/verify",
+        Operation::Verify,
+        "verify",
+    ),
+    route(
+        "PATCH",
+        "/auth/v1/user/contact",
+        Operation::BindContact,
+        "bind-contact",
+    ),
+    route(
+        "POST",
+        "/auth/v1/provider/token",
+        Operation::GrantProviderToken,
+        "provider-token",
+    ),
+    route(
+        "POST",
+        "/auth/v1/user/provider/bind",
+        Operation::BindProvider,
+        "bind-provider",
+    ),
+    route(
+        "POST",
+        "/auth/v1/signin/with/provider",
+        Operation::SignInWithProvider,
+        "signin-with-provider",
+    ),
+    route(
+        "GET",
+        "/auth/v1/user/provider",
+        Operation::ListProviders,
+        "list-providers",
+    ),
+    route(
+        "DELETE",
+        "/auth/v1/user/provider/{provider_id}",
+        Operation::UnbindProvider,
+        "unbind-provider",
+    ),
+];
+
+/// The function binaries, each once, in table order.
+pub fn functions() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for route in ROUTES {
+        if !names.contains(&route.function) {
+            names.push(route.function);
+        }
+    }
+    names
+}
+
+/// What matching a path found.
+pub enum Match<'a> {
+    Found(&'a Route, Option<String>),
+    /// The path exists, but not for this method.
+    WrongMethod,
+    None,
+}
+
+/// Finds the route among `routes` for a method and path; returns the value of a `{param}`.
+pub fn find<'a>(
+    routes: impl IntoIterator<Item = &'a Route>,
+    method: &str,
+    path: &str,
+) -> Match<'a> {
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    let mut path_exists = false;
+    for route in routes {
+        if let Some(param) = match_path(route.path, path) {
+            if route.method.eq_ignore_ascii_case(method) {
+                return Match::Found(route, param);
+            }
+            path_exists = true;
+        }
+    }
+    if path_exists {
+        Match::WrongMethod
+    } else {
+        Match::None
+    }
+}
+
+fn match_path(pattern: &str, path: &str) -> Option<Option<String>> {
+    let mut pattern_parts = pattern.split('/');
+    let mut path_parts = path.split('/');
+    let mut param = None;
+    loop {
+        match (pattern_parts.next(), path_parts.next()) {
+            (None, None) => return Some(param),
+            (Some(p), Some(s)) if p.starts_with('{') && p.ends_with('}') && !s.is_empty() => {
+                param = Some(s.to_string());
+            }
+            (Some(p), Some(s)) if p == s => {}
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_with_and_without_a_trailing_slash() {
+        assert!(
+            matches!(find(ROUTES, "POST", "/auth/v1/signin"), Match::Found(r, None) if r.operation == Operation::SignIn)
+        );
+        assert!(matches!(
+            find(ROUTES, "POST", "/auth/v1/signin/"),
+            Match::Found(..)
+        ));
+        assert!(matches!(
+            find(ROUTES, "GET", "/auth/v1/signin"),
+            Match::WrongMethod
+        ));
+        assert!(matches!(
+            find(ROUTES, "GET", "/auth/v1/nothing"),
+            Match::None
+        ));
+    }
+
+    #[test]
+    fn path_parameters_are_captured() {
+        match find(ROUTES, "DELETE", "/auth/v1/user/provider/wx_open") {
+            Match::Found(route, Some(param)) => {
+                assert_eq!(route.operation, Operation::UnbindProvider);
+                assert_eq!(param, "wx_open");
+            }
+            _ => panic!("no match"),
+        }
+        assert!(matches!(
+            find(ROUTES, "DELETE", "/auth/v1/user/provider/"),
+            Match::WrongMethod | Match::None
+        ));
+    }
+
+    #[test]
+    fn every_method_and_path_is_unique() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(!(a.method == b.method && a.path == b.path), "{a:?} twice");
+            }
+        }
+    }
+}

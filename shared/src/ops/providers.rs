@@ -1,0 +1,171 @@
+//! External identity providers (WeChat): provider tokens, binding, sign-in, listing, unbinding.
+
+use crate::domain::{
+    LoginKey, ProviderId, ProviderIdentity, ProviderLink, ProviderProfile, ProviderToken,
+    SecretToken,
+};
+use crate::error::{AuthError, AuthResult};
+use crate::ports::{ProviderError, Spend};
+
+use super::association::change_account;
+use super::{purpose, start_session, App, Credentials, Principal};
+
+#[derive(Debug)]
+pub struct ProviderGrant {
+    pub provider_token: SecretToken,
+    pub expires_in: i64,
+    pub identity: ProviderIdentity,
+    pub profile: ProviderProfile,
+}
+
+/// A code as the provider issued it: short, printable, at most 512 bytes.
+pub fn parse_provider_code(raw: &str) -> AuthResult<String> {
+    let code = raw.trim();
+    if code.is_empty() || code.len() > 512 || !code.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AuthError::InvalidArgument(
+            "provider_code is not a valid authorization code".into(),
+        ));
+    }
+    Ok(code.to_string())
+}
+
+pub async fn grant_provider_token(
+    app: &App,
+    provider: ProviderId,
+    code: &str,
+    redirect_uri: Option<&str>,
+) -> AuthResult<ProviderGrant> {
+    let (identity, profile) = app
+        .identity_provider
+        .exchange_code(provider, code, redirect_uri)
+        .await
+        .map_err(|err| match err {
+            ProviderError::InvalidCode(detail) => {
+                tracing::info!(provider = provider.as_str(), detail = %detail, "provider code rejected");
+                AuthError::InvalidArgument(
+                    "the provider_code was rejected by the provider: it is invalid, expired or used"
+                        .into(),
+                )
+            }
+            ProviderError::NotConfigured => AuthError::FailedPrecondition(
+                "this provider is not configured on the server",
+            ),
+            ProviderError::Unavailable(detail) => AuthError::Unavailable(detail),
+        })?;
+    let now = app.clock.now();
+    let token = SecretToken::generate();
+    let ttl = app.settings.provider_token_ttl_secs;
+    app.store
+        .put_provider_token(&ProviderToken {
+            hash: app.secrets.token(purpose::PROVIDER, &token),
+            identity: identity.clone(),
+            profile: profile.clone(),
+            expires_at: now + ttl,
+            used: false,
+        })
+        .await?;
+    Ok(ProviderGrant {
+        provider_token: token,
+        expires_in: ttl,
+        identity,
+        profile,
+    })
+}
+
+async fn live_provider_token(app: &App, token: &SecretToken) -> AuthResult<ProviderToken> {
+    let now = app.clock.now();
+    let hash = app.secrets.token(purpose::PROVIDER, token);
+    match app.store.provider_token(&hash).await? {
+        Some(stored) if !stored.used && stored.expires_at > now => Ok(stored),
+        _ => Err(AuthError::PermissionDenied(
+            "the provider_token is invalid, used or expired",
+        )),
+    }
+}
+
+pub async fn bind_provider(app: &App, principal: &Principal, token: SecretToken) -> AuthResult<()> {
+    let stored = live_provider_token(app, &token).await?;
+    let identity = stored.identity.clone();
+    let spend = Spend::Provider {
+        hash: stored.hash.clone(),
+        identity: identity.clone(),
+    };
+    change_account(app, principal, None, Some(spend), |user| {
+        match user.provider(identity.provider) {
+            Some(link) if link.identity == identity => {}
+            Some(_) => {
+                return Err(AuthError::AlreadyExists(
+                    "the account already has an identity of this provider; unbind it first",
+                ))
+            }
+            None => user.providers.push(ProviderLink {
+                identity: identity.clone(),
+                profile: stored.profile.clone(),
+            }),
+        }
+        Ok(())
+    })
+    .await?;
+    tracing::info!(
+        user = principal.user.id.as_str(),
+        provider = identity.provider.as_str(),
+        "provider bound"
+    );
+    Ok(())
+}
+
+pub async fn sign_in_with_provider(app: &App, token: SecretToken) -> AuthResult<Credentials> {
+    let stored = live_provider_token(app, &token).await?;
+    let user = app
+        .store
+        .user_by_login(&LoginKey::Provider(stored.identity))
+        .await?
+        .ok_or(AuthError::NotFound(
+            "no account is bound to this provider identity",
+        ))?;
+    start_session(app, &user.id).await
+}
+
+pub struct ProviderState {
+    pub provider: ProviderId,
+    pub link: Option<ProviderLink>,
+}
+
+pub fn list_providers(principal: &Principal) -> Vec<ProviderState> {
+    ProviderId::ALL
+        .iter()
+        .map(|&provider| ProviderState {
+            provider,
+            link: principal.user.provider(provider).cloned(),
+        })
+        .collect()
+}
+
+pub async fn unbind_provider(
+    app: &App,
+    principal: &Principal,
+    provider: ProviderId,
+) -> AuthResult<()> {
+    change_account(app, principal, None, None, |user| {
+        if user.provider(provider).is_none() {
+            return Err(AuthError::NotFound(
+                "the account has no identity of this provider",
+            ));
+        }
+        if user.sign_in_methods() <= 1 {
+            return Err(AuthError::FailedPrecondition(
+                "this is the last way to sign in to the account; bind another first",
+            ));
+        }
+        user.providers
+            .retain(|link| link.identity.provider != provider);
+        Ok(())
+    })
+    .await?;
+    tracing::info!(
+        user = principal.user.id.as_str(),
+        provider = provider.as_str(),
+        "provider unbound"
+    );
+    Ok(())
+}

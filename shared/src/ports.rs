@@ -1,0 +1,200 @@
+//! The traits the operations need. Adapters implement them; tests and binaries choose which.
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    Address, LoginKey, ProviderId, ProviderIdentity, ProviderProfile, ProviderToken, SecretHash,
+    Session, SessionId, SudoToken, UnixTime, User, UserId, Verification, VerificationCode,
+    VerificationId, VerificationToken,
+};
+
+/// A dependency failed; the operation answers `unavailable`. The text is for logs only.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DependencyError(pub String);
+
+/// A sudo token an account change requires to be alive and this session's.
+#[derive(Clone, Debug)]
+pub struct SudoCheck {
+    pub hash: SecretHash,
+    pub user_id: UserId,
+    pub session_id: SessionId,
+}
+
+/// A single-use token an account change spends.
+#[derive(Clone, Debug)]
+pub enum Spend {
+    /// A verification token, which must be for exactly this address.
+    Verification { hash: SecretHash, address: Address },
+    /// A provider token, which must be for exactly this identity.
+    Provider {
+        hash: SecretHash,
+        identity: ProviderIdentity,
+    },
+}
+
+/// One atomic change of an account: the user item moves from `before` to `after` (created when
+/// `before` is `None`), login keys the account gains are reserved, keys it loses are released,
+/// the sudo token is checked and the token is spent. All of it happens, or none of it.
+#[derive(Clone, Debug)]
+pub struct AccountChange {
+    pub before: Option<User>,
+    pub after: User,
+    pub sudo: Option<SudoCheck>,
+    pub spend: Option<Spend>,
+    pub now: UnixTime,
+}
+
+/// Why an account change did not happen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeRejected {
+    /// The sudo token is unknown, expired or another session's.
+    Sudo,
+    /// The token to spend is unknown, expired, used, or for another address or identity.
+    Token,
+    /// Another account holds this login key.
+    Taken(LoginKey),
+    /// The account changed since it was read (or, on creation, already exists).
+    Stale,
+}
+
+/// The answer of a limit: go ahead, or wait until the given time.
+pub type LimitDecision = Result<(), UnixTime>;
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn user(&self, id: &UserId) -> Result<Option<User>, DependencyError>;
+    async fn user_by_login(&self, key: &LoginKey) -> Result<Option<User>, DependencyError>;
+    async fn apply(
+        &self,
+        change: &AccountChange,
+    ) -> Result<Result<(), ChangeRejected>, DependencyError>;
+
+    async fn create_session(&self, session: &Session) -> Result<(), DependencyError>;
+    async fn session(&self, id: &SessionId) -> Result<Option<Session>, DependencyError>;
+    /// The session and its user in one round trip: every signed-in call needs both.
+    async fn session_and_user(
+        &self,
+        session: &SessionId,
+        user: &UserId,
+    ) -> Result<(Option<Session>, Option<User>), DependencyError>;
+    /// Replaces the refresh token when `current` is still the session's live one.
+    async fn rotate_refresh_token(
+        &self,
+        id: &SessionId,
+        current: &SecretHash,
+        next: &SecretHash,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, DependencyError>;
+    async fn revoke_session(&self, id: &SessionId) -> Result<(), DependencyError>;
+
+    /// Allows one event per key until `until`.
+    async fn acquire_cooldown(
+        &self,
+        key: &str,
+        until: UnixTime,
+        now: UnixTime,
+    ) -> Result<LimitDecision, DependencyError>;
+    /// Allows `limit` events per key in each fixed window of `window_secs`.
+    async fn count_event(
+        &self,
+        key: &str,
+        limit: u32,
+        window_secs: i64,
+        now: UnixTime,
+    ) -> Result<LimitDecision, DependencyError>;
+
+    async fn put_verification(&self, verification: &Verification) -> Result<(), DependencyError>;
+    async fn verification(
+        &self,
+        id: &VerificationId,
+    ) -> Result<Option<Verification>, DependencyError>;
+    /// Counts a wrong code against a live verification.
+    async fn record_wrong_code(
+        &self,
+        id: &VerificationId,
+        max_attempts: u32,
+        now: UnixTime,
+    ) -> Result<(), DependencyError>;
+    /// Spends a live verification and stores the token it earns, atomically. False when the
+    /// verification was already spent, out of attempts or expired.
+    async fn redeem_verification(
+        &self,
+        id: &VerificationId,
+        max_attempts: u32,
+        now: UnixTime,
+        token: &VerificationToken,
+    ) -> Result<bool, DependencyError>;
+    async fn verification_token(
+        &self,
+        hash: &SecretHash,
+    ) -> Result<Option<VerificationToken>, DependencyError>;
+
+    async fn put_sudo_token(&self, token: &SudoToken) -> Result<(), DependencyError>;
+    /// Spends a live verification token for exactly `address` and stores the sudo token.
+    async fn exchange_for_sudo(
+        &self,
+        verification_token: &SecretHash,
+        address: &Address,
+        now: UnixTime,
+        sudo: &SudoToken,
+    ) -> Result<bool, DependencyError>;
+    async fn sudo_token(&self, hash: &SecretHash) -> Result<Option<SudoToken>, DependencyError>;
+
+    async fn put_provider_token(&self, token: &ProviderToken) -> Result<(), DependencyError>;
+    async fn provider_token(
+        &self,
+        hash: &SecretHash,
+    ) -> Result<Option<ProviderToken>, DependencyError>;
+}
+
+/// A message to a person: a code, or a notice about their account.
+#[derive(Debug)]
+pub struct Message {
+    pub to: Address,
+    pub subject: String,
+    pub body: String,
+    pub code: Option<VerificationCode>,
+}
+
+#[async_trait]
+pub trait Delivery: Send + Sync {
+    async fn send(&self, message: &Message) -> Result<(), DependencyError>;
+}
+
+/// Why a provider did not vouch for anyone.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("the provider rejected the code: {0}")]
+    InvalidCode(String),
+    #[error("the provider is not configured")]
+    NotConfigured,
+    #[error("the provider failed: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait IdentityProvider: Send + Sync {
+    async fn exchange_code(
+        &self,
+        provider: ProviderId,
+        code: &str,
+        redirect_uri: Option<&str>,
+    ) -> Result<(ProviderIdentity, ProviderProfile), ProviderError>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> UnixTime;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixTime {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as UnixTime)
+            .unwrap_or_default()
+    }
+}
