@@ -1,3 +1,6 @@
-//! What the integration tests share: starting moto_server, the real server and fakes.
+//! What the integration tests share: moto_server, the real server and the WeChat fake.
 
+pub mod aws;
 pub mod moto;
+pub mod server;
+pub mod wechat;

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -60,6 +60,32 @@ pub async fn serve(listener: TcpListener, server: LocalServer) -> std::io::Resul
     }
 }
 
+/// Bodies past this are cut off mid-upload instead of being read to the end.
+const MAX_DRAINED_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads a body of up to `MAX_BODY_BYTES`. A larger one is read on and thrown away (up to a
+/// bound) so the client can finish sending and read the refusal.
+async fn read_body(mut incoming: Incoming) -> Result<Vec<u8>, AuthError> {
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame
+            .map_err(|_| AuthError::InvalidArgument("the request body could not be read".into()))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= MAX_BODY_BYTES {
+                kept.extend_from_slice(&data);
+            } else if seen > MAX_DRAINED_BYTES {
+                break;
+            }
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(AuthError::BodyTooLarge);
+    }
+    Ok(kept)
+}
+
 async fn answer(
     server: &LocalServer,
     peer: SocketAddr,
@@ -77,27 +103,16 @@ async fn answer(
                 .unwrap_or_default();
         }
     }
-    let response = match Limited::new(incoming, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => {
-            let bytes = collected.to_bytes();
+    let response = match read_body(incoming).await {
+        Ok(bytes) => {
             let body = if bytes.is_empty() {
                 Body::Empty
             } else {
-                Body::Binary(bytes.to_vec())
+                Body::Binary(bytes)
             };
             handle(&server.app, ROUTES, http::Request::from_parts(parts, body)).await
         }
-        Err(err) => {
-            let too_large = err
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            let refusal = if too_large {
-                AuthError::BodyTooLarge
-            } else {
-                AuthError::InvalidArgument("the request body could not be read".into())
-            };
-            super::refuse(&http::Request::from_parts(parts, Body::Empty), refusal)
-        }
+        Err(refusal) => super::refuse(&http::Request::from_parts(parts, Body::Empty), refusal),
     };
     let (parts, body) = response.into_parts();
     let bytes = match body {

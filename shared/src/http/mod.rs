@@ -220,6 +220,12 @@ async fn dispatch(
         Operation::SignUp => {
             let b: SignUpBody = body(req)?;
             let identity = match (b.username, b.email, b.phone_number) {
+                (None, None, None) if b.provider_token.is_some() => NewIdentity::Provider {
+                    provider_token: SecretToken::parse(
+                        "provider_token",
+                        &required(b.provider_token, "provider_token")?,
+                    )?,
+                },
                 (Some(username), None, None) => NewIdentity::Username(Username::parse(&username)?),
                 (None, email, phone) if email.is_some() || phone.is_some() => {
                     NewIdentity::Address {
@@ -232,7 +238,7 @@ async fn dispatch(
                 }
                 (None, None, None) => {
                     return Err(AuthError::InvalidArgument(
-                        "username, email or phone_number is required".into(),
+                        "username, email, phone_number or provider_token is required".into(),
                     ))
                 }
                 _ => {

@@ -18,6 +18,7 @@ pub struct SignUpBody {
     pub email: Option<String>,
     pub phone_number: Option<String>,
     pub verification_token: Option<String>,
+    pub provider_token: Option<String>,
     pub password: Option<String>,
     pub name: Option<String>,
 }

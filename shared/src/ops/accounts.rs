@@ -1,8 +1,8 @@
 //! Sign-up, sign-in, refresh, revocation and the current user.
 
 use crate::domain::{
-    Address, DisplayName, Email, LoginKey, Password, PhoneNumber, SecretToken, User, UserId,
-    Username,
+    Address, DisplayName, Email, LoginKey, Password, PhoneNumber, ProviderLink, SecretToken, User,
+    UserId, Username,
 };
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountChange, ChangeRejected, Spend};
@@ -20,6 +20,10 @@ pub enum NewIdentity {
     Address {
         address: Address,
         verification_token: SecretToken,
+    },
+    /// A provider identity proven by a provider token (after sign-in with it found nobody).
+    Provider {
+        provider_token: SecretToken,
     },
 }
 
@@ -105,6 +109,17 @@ pub async fn sign_up(app: &App, request: SignUp) -> AuthResult<Credentials> {
                 address,
             })
         }
+        NewIdentity::Provider { provider_token } => {
+            let stored = super::providers::live_provider_token(app, &provider_token).await?;
+            user.providers.push(ProviderLink {
+                identity: stored.identity.clone(),
+                profile: stored.profile,
+            });
+            Some(Spend::Provider {
+                hash: stored.hash,
+                identity: stored.identity,
+            })
+        }
     };
     if let Some(password) = request.password {
         user.password_hash = Some(app.passwords.hash(password).await?);
@@ -121,7 +136,7 @@ pub async fn sign_up(app: &App, request: SignUp) -> AuthResult<Credentials> {
         Err(ChangeRejected::Taken(key)) => return Err(taken(&key)),
         Err(ChangeRejected::Token) => {
             return Err(AuthError::PermissionDenied(
-                "the verification_token is invalid, used, expired or for another address",
+                "the verification_token or provider_token is invalid, used, expired or for another address",
             ))
         }
         Err(rejected) => {

@@ -72,7 +72,10 @@ pub async fn grant_provider_token(
     })
 }
 
-async fn live_provider_token(app: &App, token: &SecretToken) -> AuthResult<ProviderToken> {
+pub(crate) async fn live_provider_token(
+    app: &App,
+    token: &SecretToken,
+) -> AuthResult<ProviderToken> {
     let now = app.clock.now();
     let hash = app.secrets.token(purpose::PROVIDER, token);
     match app.store.provider_token(&hash).await? {

@@ -1,0 +1,1240 @@
+//! The HTTP contract, spoken to the real `local-api` binary. Every scenario runs twice: on
+//! the embedded store with the outbox, and on DynamoDB, SES and SNS through moto_server.
+
+use std::time::Duration;
+
+use serde_json::json;
+use test_support::server::{e164, unique, unique_email, unique_phone, Backend, Server};
+use test_support::wechat;
+
+const EXE: &str = env!("CARGO_BIN_EXE_local-api");
+
+async fn start(backend: Backend) -> Server {
+    Server::start(EXE, backend, &[]).await
+}
+
+async fn start_with(backend: Backend, settings: &[(&str, &str)]) -> Server {
+    Server::start(EXE, backend, settings).await
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(test_support::server::Backend::Embedded).await
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(test_support::server::Backend::Aws).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    sign_up_sign_in_read_refresh_and_sign_out,
+    a_retired_refresh_token_is_refused_and_ends_its_family,
+    sign_in_refuses_wrong_passwords_and_unknown_accounts_alike,
+    sign_up_refuses_a_taken_username,
+    bad_input_gets_4xx_in_the_error_shape_and_the_server_keeps_serving,
+    access_tokens_that_are_expired_forged_or_unsigned_are_unauthenticated,
+    every_answer_is_json_with_the_request_id_and_cors,
+    bind_email_follows_the_seed_flow_and_signs_in_to_the_same_account,
+    bind_phone_number_accepts_the_number_as_typed_and_signs_in_with_it,
+    five_wrong_codes_kill_the_verification_even_for_the_right_code,
+    bind_rejects_a_used_verification_token,
+    bind_rejects_a_verification_token_for_another_address,
+    bind_rejects_another_users_sudo_token,
+    bind_rejects_an_expired_sudo_token,
+    verify_rejects_an_expired_code,
+    bind_rejects_an_address_of_another_account,
+    replacing_an_email_releases_the_old_one_and_notifies_it,
+    sudo_accepts_a_verification_token_of_an_own_address_only,
+    sudo_refuses_a_wrong_password,
+    code_sends_are_limited_per_address_and_per_client,
+    verification_targets_check_who_owns_the_address,
+    concurrent_binds_of_one_address_never_both_win,
+    wechat_binds_and_signs_in_to_the_same_account,
+    wechat_identity_belongs_to_one_account_only,
+    wechat_failures_are_clean_errors,
+    wechat_without_unionid_uses_the_openid,
+    providers_list_and_unbind_but_never_the_last_way_in,
+);
+
+async fn sign_up_sign_in_read_refresh_and_sign_out(backend: Backend) {
+    let server = start(backend).await;
+    let account = server.new_account().await;
+
+    let me = server
+        .call("GET", "/auth/v1/user/me", Some(&account.access_token), None)
+        .await;
+    assert_eq!(me.assert_ok()["sub"], account.sub.as_str());
+    assert_eq!(me.body["username"], account.username.as_str());
+
+    let signin = server
+        .post(
+            "/auth/v1/signin",
+            json!({"username": account.username, "password": account.password}),
+        )
+        .await;
+    let body = signin.assert_ok();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["sub"], account.sub.as_str());
+    assert!(body["expires_in"].as_i64().unwrap() > 30);
+
+    let refreshed = server
+        .post(
+            "/auth/v1/token",
+            json!({"grant_type": "refresh_token", "refresh_token": signin.text("refresh_token")}),
+        )
+        .await;
+    refreshed.assert_ok();
+    assert_ne!(
+        refreshed.text("refresh_token"),
+        signin.text("refresh_token")
+    );
+    let access = refreshed.text("access_token");
+    server
+        .call("GET", "/auth/v1/user/me", Some(&access), None)
+        .await
+        .assert_ok();
+
+    let out = server
+        .call("POST", "/auth/v1/user/signout", Some(&access), None)
+        .await;
+    assert_eq!(out.assert_ok(), &json!({}));
+    server
+        .call("GET", "/auth/v1/user/me", Some(&access), None)
+        .await
+        .assert_error(401, "unauthenticated");
+    server
+        .post("/auth/v1/token", json!({"grant_type": "refresh_token", "refresh_token": refreshed.text("refresh_token")}))
+        .await
+        .assert_error(400, "invalid_grant");
+    // The first session is untouched by signing out of the second.
+    server
+        .call("GET", "/auth/v1/user/me", Some(&account.access_token), None)
+        .await
+        .assert_ok();
+    // The SDK signs out by revoking its access token.
+    server
+        .post("/auth/v1/revoke", json!({"token": account.access_token}))
+        .await
+        .assert_ok();
+    server
+        .call("GET", "/auth/v1/user/me", Some(&account.access_token), None)
+        .await
+        .assert_error(401, "unauthenticated");
+}
+
+async fn a_retired_refresh_token_is_refused_and_ends_its_family(backend: Backend) {
+    let server = start(backend).await;
+    let account = server.new_account().await;
+    let first = server
+        .post(
+            "/auth/v1/token",
+            json!({"grant_type": "refresh_token", "refresh_token": account.refresh_token}),
+        )
+        .await;
+    first.assert_ok();
+    server
+        .post(
+            "/auth/v1/token",
+            json!({"grant_type": "refresh_token", "refresh_token": account.refresh_token}),
+        )
+        .await
+        .assert_error(400, "invalid_grant");
+    // The reuse revoked the family: the newest token and its access token are dead too.
+    server
+        .post(
+            "/auth/v1/token",
+            json!({"grant_type": "refresh_token", "refresh_token": first.text("refresh_token")}),
+        )
+        .await
+        .assert_error(400, "invalid_grant");
+    server
+        .call(
+            "GET",
+            "/auth/v1/user/me",
+            Some(&first.text("access_token")),
+            None,
+        )
+        .await
+        .assert_error(401, "unauthenticated");
+    server
+        .post(
+            "/auth/v1/token",
+            json!({"grant_type": "refresh_token", "refresh_token": "not-a-token"}),
+        )
+        .await
+        .assert_error(400, "invalid_grant");
+}
+
+async fn sign_in_refuses_wrong_passwords_and_unknown_accounts_alike(backend: Backend) {
+    let server = start(backend).await;
+    let account = server.new_account().await;
+    let wrong = server
+        .post(
+            "/auth/v1/signin",
+            json!({"username": account.username, "password": "not the password"}),
+        )
+        .await;
+    wrong.assert_error(400, "invalid_username_or_password");
+    let unknown = server
+        .post(
+            "/auth/v1/signin",
+            json!({"username": unique("nobody"), "password": "whatever123"}),
+        )
+        .await;
+    unknown.assert_error(400, "invalid_username_or_password");
+    assert_eq!(
+        wrong.body["error_description"],
+        unknown.body["error_description"]
+    );
+    let unknown_email = server
+        .post(
+            "/auth/v1/signin",
+            json!({"username": unique_email(), "password": "whatever123"}),
+        )
+        .await;
+    unknown_email.assert_error(400, "invalid_username_or_password");
+}
+
+async fn sign_up_refuses_a_taken_username(backend: Backend) {
+    let server = start(backend).await;
+    let account = server.new_account().await;
+    server
+        .post(
+            "/auth/v1/signup",
+            json!({"username": account.username.to_uppercase(), "password": "another password"}),
+        )
+        .await
+        .assert_error(409, "already_exists");
+    server
+        .post(
+            "/auth/v1/signup",
+            json!({"username": unique("u"), "password": "short"}),
+        )
+        .await
+        .assert_error(400, "invalid_password");
+}
+
+async fn bad_input_gets_4xx_in_the_error_shape_and_the_server_keeps_serving(backend: Backend) {
+    let server = start(backend).await;
+    let account = server.new_account().await;
+    let cases = [
+        ("POST", "/auth/v1/signin", "{not json"),
+        ("POST", "/auth/v1/signin", "[1,2,3]"),
+        (
+            "POST",
+            "/auth/v1/signin",
+            r#"{"username": 5, "password": "x"}"#,
+        ),
+        ("POST", "/auth/v1/signin", r#"{"username": "alice"}"#),
+        (
+            "POST",
+            "/auth/v1/signup",
+            r#"{"username": "alice", "email": "a@b.co", "password": "longenough"}"#,
+        ),
+        (
+            "POST",
+            "/auth/v1/signup",
+            r#"{"username": "x y z", "password": "longenough"}"#,
+        ),
+        (
+            "POST",
+            "/auth/v1/verification",
+            r#"{"email": "a@b.co", "phone_number": "+86 13800000000"}"#,
+        ),
+        (
+            "POST",
+            "/auth/v1/verification",
+            r#"{"email": "not-an-email"}"#,
+        ),
+        (
+            "POST",
+            "/auth/v1/verification",
+            r#"{"phone_number": "+86 12"}"#,
+        ),
+        (
+            "POST",
+            "/auth/v1/verification",
+            r#"{"email": "a@b.co", "target": "SOMEONE"}"#,
+        ),
+        ("POST", "/auth/v1/verification", "{}"),
+        (
+            "POST",
+            "/auth/v1/verification/verify",
+            r#"{"verification_id": "x", "verification_code": "12"}"#,
+        ),
+        (
+            "POST",
+            "/auth/v1/verification/verify",
+            r#"{"verification_id": 7, "verification_code": "123456"}"#,
+        ),
+        ("POST", "/auth/v1/token", r#"{"grant_type": "password"}"#),
+        (
+            "POST",
+            "/auth/v1/provider/token",
+            r#"{"provider_id": "facebook", "provider_code": "x"}"#,
+        ),
+        ("POST", "/auth/v1/signin", "\u{0}\u{1}\u{2}"),
+        ("GET", "/auth/v1/signin", ""),
+        ("POST", "/auth/v1/nowhere", "{}"),
+    ];
+    for (method, path, body) in cases {
+        let reply = server
+            .send(
+                server
+                    .raw(method.parse().unwrap(), path)
+                    .header("content-type", "text/plain;charset=UTF-8")
+                    .body(body),
+            )
+            .await;
+        assert!(
+            (400..500).contains(&reply.status),
+            "{method} {path} {body:?} answered {}: {}",
+            reply.status,
+            reply.body
+        );
+        assert!(
+            reply.body["error"].is_string() && reply.body["error_description"].is_string(),
+            "{}",
+            reply.body
+        );
+    }
+    let signed_in_cases = [
+        ("POST", "/auth/v1/user/sudo", r#"{"password": ["x"]}"#),
+        ("POST", "/auth/v1/user/sudo", "{}"),
+        (
+            "PATCH",
+            "/auth/v1/user/contact",
+            r#"{"sudo_token": 5, "email": "a@b.co", "verification_token": "t"}"#,
+        ),
+        (
+            "PATCH",
+            "/auth/v1/user/contact",
+            r#"{"sudo_token": "s", "verification_token": "t"}"#,
+        ),
+        ("DELETE", "/auth/v1/user/provider/facebook", ""),
+    ];
+    for (method, path, body) in signed_in_cases {
+        let reply = server
+            .send(
+                server
+                    .raw(method.parse().unwrap(), path)
+                    .bearer_auth(&account.access_token)
+                    .body(body),
+            )
+            .await;
+        assert!(
+            (400..500).contains(&reply.status),
+            "{method} {path} {body:?}: {}",
+            reply.body
+        );
+    }
+    let huge = format!(
+        r#"{{"username": "{}", "password": "x"}}"#,
+        "a".repeat(1 << 20)
+    );
+    let reply = server
+        .send(
+            server
+                .raw(reqwest::Method::POST, "/auth/v1/signin")
+                .body(huge),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.error()),
+        (413, "invalid_argument"),
+        "{}",
+        reply.body
+    );
+    // Still serving, and the data is intact.
+    let me = server
+        .call("GET", "/auth/v1/user/me", Some(&account.access_token), None)
+        .await;
+    assert_eq!(me.assert_ok()["username"], account.username.as_str());
+}
+
+async fn access_tokens_that_are_expired_forged_or_unsigned_are_unauthenticated(backend: Backend) {
+    let server = start_with(backend, &[("AUTH_ACCESS_TOKEN_TTL_SECS", "1")]).await;
+    let account = server.new_account().await;
+    let parts: Vec<&str> = account.access_token.split('.').collect();
+    let forged_payload = {
+        use std::fmt::Write;
+        let mut s = String::new();
+        for c in parts[1].chars().rev() {
+            write!(s, "{c}").unwrap();
+        }
+        s
+    };
+    let header_none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
+    let bad_tokens = [
+        format!("{}.{}.{}", parts[0], forged_payload, parts[2]),
+        format!("{header_none}.{}.", parts[1]),
+        format!("{}.{}.", parts[0], parts[1]),
+        "garbage".to_string(),
+        String::new(),
+    ];
+    for token in &bad_tokens {
+        let reply = server
+            .send(
+                server
+                    .raw(reqwest::Method::GET, "/auth/v1/user/me")
+                    .header("authorization", format!("Bearer {token}")),
+            )
+            .await;
+        reply.assert_error(401, "unauthenticated");
+    }
+    server
+        .call("GET", "/auth/v1/user/me", None, None)
+        .await
+        .assert_error(401, "unauthenticated");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    server
+        .call("GET", "/auth/v1/user/me", Some(&account.access_token), None)
+        .await
+        .assert_error(401, "unauthenticated");
+}
+
+async fn every_answer_is_json_with_the_request_id_and_cors(backend: Backend) {
+    let server = start(backend).await;
+    let request_id = "0123456789abcdef0123456789abcdef";
+    let preflight = server
+        .send(
+            server
+                .raw(reqwest::Method::OPTIONS, "/auth/v1/user/contact")
+                .header("origin", "https://app.example")
+                .header("access-control-request-method", "PATCH")
+                .header("x-request-id", request_id),
+        )
+        .await;
+    assert_eq!(preflight.status, 200);
+    let allowed = preflight.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for header in [
+        "authorization",
+        "content-type",
+        "x-request-id",
+        "x-device-id",
+        "x-sdk-version",
+        "accept-language",
+        "x-captcha-token",
+    ] {
+        assert!(allowed.contains(header), "{header} not allowed: {allowed}");
+    }
+    let methods = preflight.headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for method in ["GET", "POST", "PATCH", "DELETE"] {
+        assert!(methods.contains(method), "{method} not allowed: {methods}");
+    }
+    let reply = server
+        .send(
+            server
+                .raw(reqwest::Method::POST, "/auth/v1/user/signout")
+                .header("x-request-id", request_id),
+        )
+        .await;
+    assert_eq!(reply.headers["x-request-id"], request_id);
+    assert_eq!(reply.headers["access-control-allow-origin"], "*");
+    assert!(reply.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+}
+
+async fn bind_email_follows_the_seed_flow_and_signs_in_to_the_same_account(backend: Backend) {
+    let server = start(backend).await;
+    let account = server.new_account().await;
+    let sudo = server
+        .call(
+            "POST",
+            "/auth/v1/user/sudo",
+            Some(&account.access_token),
+            Some(json!({"password": account.password})),
+        )
+        .await;
+    assert_eq!(sudo.assert_ok()["expires_in"], 600);
+    let email = unique_email().to_uppercase();
+    let verification = server
+        .post("/auth/v1/verification", json!({"email": email}))
+        .await;
+    assert_eq!(verification.assert_ok()["is_user"], false);
+    assert_eq!(verification.body["expires_in"], 600);
+    let code = server.latest_code(&email.to_lowercase()).await;
+    let verified = server
+        .post("/auth/v1/verification/verify", json!({"verification_id": verification.text("verification_id"), "verification_code": code}))
+        .await;
+    verified.assert_ok();
+    // Exactly what code copied from the user documents sends: the whole sudo answer.
+    let bound = server
+        .call(
+            "PATCH",
+            "/auth/v1/user/contact",
+            Some(&account.access_token),
+            Some(json!({"sudo_token": sudo.body, "email": email, "verification_token": verified.text("verification_token")})),
+        )
+        .await;
+    assert_eq!(bound.assert_ok(), &json!({}));
+    let me = server
+        .call("GET", "/auth/v1/user/me", Some(&account.access_token), None)
+        .await;
+    assert_eq!(me.assert_ok()["email"], email.to_lowercase());
+    let signin = server
+        .post(
+            "/auth/v1/signin",
+            json!({"username": format!("  {email} "), "password": account.password}),
+        )
+        .await;
+    assert_eq!(signin.assert_ok()["sub"], account.sub.as_str());
+}
+
+async fn bind_phone_number_accepts_the_number_as_typed_and_signs_in_with_it(backend: Backend) {
+    let server = start(backend).await;
+    let account = server.new_account().await;
+    let sudo = server.sudo(&account).await;
+    let phone = unique_phone();
+    let national = phone.trim_start_matches("+86 ").to_string();
+    let token = server
+        .verification_token("phone_number", &phone, &e164(&phone))
+        .await;
+    // bindPhoneNumber sends the number as the user typed it: here without `+86`.
+    server
+        .call(
+            "PATCH",
+            "/auth/v1/user/contact",
+            Some(&account.access_token),
+            Some(
+                json!({"sudo_token": sudo, "phone_number": national, "verification_token": token}),
+            ),
+        )
+        .await
+        .assert_ok();
+    let me = server
+        .call("GET", "/auth/v1/user/me", Some(&account.access_token), None)
+        .await;
+    assert_eq!(me.assert_ok()["phone_number"], phone.as_str());
+    for typed in [phone.clone(), national.clone(), e164(&phone)] {
+        let signin = server
+            .post(
+                "/auth/v1/signin",
+                json!({"username": typed, "password": account.password}),
+            )
+            .await;
+        assert_eq!(
+            signin.assert_ok()["sub"],
+            account.sub.as_str(),
+            "signing in as {typed}"
+        );
+    }
+}
+
+async fn five_wrong_codes_kill_the_verification_even_for_the_right_code(backend: Backend) {
+    let server = start(backend).await;
+    let email = unique_email();
+    let id = server.send_code("email", &email).await;
+    let code = server.latest_code(&email).await;
+    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    for _ in 0..5 {
+        server
+            .post(
+                "/auth/v1/verification/verify",
+                json!({"verification_id": id, "verification_code": wrong}),
+            )
+            .await
+            .assert_error(400, "invalid_verification_code");
+    }
+    server
+        .post(
+            "/auth/v1/verification/verify",
+            json!({"verification_id": id, "verification_code": code}),
+        )
+        .await
+        .assert_error(400, "invalid_verification_code");
+    // A verification can be verified only once.
+    let email = unique_email();
+    let id = server.send_code("email", &email).await;
+    let code = server.latest_code(&email).await;
+    let body = json!({"verification_id": id, "verification_code": code});
+    server
+        .post("/auth/v1/verification/verify", body.clone())
+        .await
+        .assert_ok();
+    server
+        .post("/auth/v1/verification/verify", body)
+        .await
+        .assert_error(400, "invalid_verification_code");
+    // An unknown id answers like a wrong code.
+    server
+        .post(
+            "/auth/v1/verification/verify",
+            json!({"verification_id": "0".repeat(32), "verification_code": "123456"}),
+        )
+        .await
+        .assert_error(400, "invalid_verification_code");
+}
+
+async fn bind_rejects_a_used_verification_token(backend: Backend) {
+    let server = start(backend).await;
+    let account = server.new_account().await;
+    let sudo = server.sudo(&account).await;
+    let email = unique_email();
+    let token = server.verification_token("email", &email, &email).await;
+    let body = json!({"sudo_token": sudo, "email": email, "verification_token": token});
+    server
+        .call(
+            "PATCH",
+            "/auth/v1/user/contact",
+            Some(&account.access_token),
+            Some(body.clone()),
+        )
+        .await
+        .assert_ok();
+    server
+        .call(
+            "PATCH",
+            "/auth/v1/user/contact",
+            Some(&account.access_token),
+            Some(body),
+        )
+        .await
+        .assert_error(403, "permission_denied");
+}
+
+async fn bind_rejects_a_verification_token_for_another_address(backend: Backend) {
+    let server = start(backend).await;
+    let account = server.new_account().await;
+    let sudo = server.sudo(&account).await;
+    let proven = unique_email();
+    let token = server.verification_token("email", &proven, &proven).await;
+    server
+        .call(
+            "PATCH",
+            "/auth/v1/user/contact",
+            Some(&account.access_token),
+            Some(json!({"sudo_token": sudo, "email": unique_email(), "verification_token": token})),
+        )
+        .await
+        .assert_error(403, "permission_denied");
+    // The token was not spent by the refused attempt.
+    server
+        .call(
+            "PATCH",
+            "/auth/v1/user/contact",
+            Some(&account.access_token),
+            Some(json!({"sudo_token": sudo, "email": proven, "verification_token": token})),
+        )
+        .await
+        .assert_ok();
+}
+
+async fn bind_rejects_another_users_sudo_token(backend: Backend) {
+    let server = start(backend).await;
+    let alice = server.new_account().await;
+    let mallory = server.new_account().await;
+    let mallory_sudo = server.sudo(&mallory).await;
+    let email = unique_email();
+    let token = server.verification_token("email", &email, &email).await;
+    server
+        .call(
+            "PATCH",
+            "/auth/v1/user/contact",
+            Some(&alice.access_token),
+            Some(json!({"sudo_token": mallory_sudo, "email": email, "verification_token": token})),
+        )
+        .await
+        .assert_error(403, "permission_denied");
+    let me = server
+        .call("GET", "/auth/v1/user/me", Some(&alice.access_token), None)
+        .await;
+    assert_eq!(me.assert_ok()["email"], "");
+}
+
+async fn bind_rejects_an_expired_sudo_token(backend: Backend) {
+    let server = start_with(backend, &[("AUTH_SUDO_TOKEN_TTL_SECS", "1")]).await;
+    let account = server.new_account().await;
+    let sudo = server.sudo(&account).await;
+    let email = unique_email();
+    let token = server.verification_token("email", &email, &email).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    if backend == Backend::Aws {
+        // DynamoDB's TTL deletes lazily: the item is still there, and must still be refused.
+        assert!(test_support::aws::count_items_with_prefix(&server.table, "SUDO#").await >= 1);
+    }
+    server
+        .call(
+            "PATCH",
+            "/auth/v1/user/contact",
+            Some(&account.access_token),
+            Some(json!({"sudo_token": sudo, "email": email, "verification_token": token})),
+        )
+        .await
+        .assert_error(403, "permission_denied");
+}
+
+async fn verify_rejects_an_expired_code(backend: Backend) {
+    let server = start_with(backend, &[("AUTH_CODE_TTL_SECS", "1")]).await;
+    let email = unique_email();
+    let id = server.send_code("email", &email).await;
+    let code = server.latest_code(&email).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    if backend == Backend::Aws {
+        assert!(test_support::aws::count_items_with_prefix(&server.table, "VERIF#").await >= 1);
+    }
+    server
+        .post(
+            "/auth/v1/verification/verify",
+            json!({"verification_id": id, "verification_code": code}),
+        )
+        .await
+        .assert_error(400, "invalid_verification_code");
+    // An expired verification token is refused by bind.
+    let server = start_with(backend, &[("AUTH_VERIFICATION_TOKEN_TTL_SECS", "1")]).await;
+    let account = server.new_account().await;
+    let sudo = server.sudo(&account).await;
+    let email = unique_email();
+    let id = server.send_code("email", &email).await;
+    let code = server.latest_code(&email).await;
+    let token = server
+        .post(
+            "/auth/v1/verification/verify",
+            json!({"verification_id": id, "verification_code": code}),
+        )
+        .await
+        .text("verification_token");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    server
+        .call(
+            "PATCH",
+            "/auth/v1/user/contact",
+            Some(&account.access_token),
+            Some(json!({"sudo_token": sudo, "email": email, "verification_token": token})),
+        )
+        .await
+        .assert_error(403, "permission_denied");
+}
+
+async fn bind_email(
+    server: &Server,
+    account: &test_support::server::Account,
+    email: &str,
+) -> test_support::server::Reply {
+    let sudo = server.sudo(account).await;
+    let token = server
+        .verification_token("email", email, &email.to_lowercase())
+        .await;
+    server
+        .call(
+            "PATCH",
+            "/auth/v1/user/contact",
+            Some(&account.access_token),
+            Some(json!({"sudo_token": sudo, "email": email, "verification_token": token})),
+        )
+        .await
+}
+
+async fn bind_rejects_an_address_of_another_account(backend: Backend) {
+    let server = start_with(backend, &[("AUTH_CODE_RESEND_INTERVAL_SECS", "0")]).await;
+    let alice = server.new_account().await;
+    let bob = server.new_account().await;
+    let email = unique_email();
+    bind_email(&server, &alice, &email).await.assert_ok();
+    bind_email(&server, &bob, &email)
+        .await
+        .assert_error(409, "already_exists");
+    let signin = server
+        .post(
+            "/auth/v1/signin",
+            json!({"username": email, "password": alice.password}),
+        )
+        .await;
+    assert_eq!(signin.assert_ok()["sub"], alice.sub.as_str());
+}
+
+async fn replacing_an_email_releases_the_old_one_and_notifies_it(backend: Backend) {
+    let server = start_with(backend, &[("AUTH_CODE_RESEND_INTERVAL_SECS", "0")]).await;
+    let alice = server.new_account().await;
+    let bob = server.new_account().await;
+    let old = unique_email();
+    let new = unique_email();
+    bind_email(&server, &alice, &old).await.assert_ok();
+    bind_email(&server, &alice, &new).await.assert_ok();
+    server
+        .post(
+            "/auth/v1/signin",
+            json!({"username": old, "password": alice.password}),
+        )
+        .await
+        .assert_error(400, "invalid_username_or_password");
+    let notices: Vec<String> = match backend {
+        Backend::Embedded => {
+            let outbox: serde_json::Value = reqwest::get(format!("{}/_dev/outbox", server.origin))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            outbox
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["to"] == old.as_str() && m["code"].is_null())
+                .map(|m| m["body"].to_string())
+                .collect()
+        }
+        Backend::Aws => test_support::aws::messages_to(&old)
+            .await
+            .into_iter()
+            .filter(|b| test_support::aws::code_in(b).is_none())
+            .collect(),
+    };
+    assert_eq!(
+        notices.len(),
+        1,
+        "expected one change notice to the old address: {notices:?}"
+    );
+    assert!(
+        !notices[0].contains(&new),
+        "the notice must not reveal the new address in full"
+    );
+    // The released address is free for another account.
+    bind_email(&server, &bob, &old).await.assert_ok();
+}
+
+async fn sudo_accepts_a_verification_token_of_an_own_address_only(backend: Backend) {
+    let server = start_with(backend, &[("AUTH_CODE_RESEND_INTERVAL_SECS", "0")]).await;
+    let account = server.new_account().await;
+    let email = unique_email();
+    bind_email(&server, &account, &email).await.assert_ok();
+    let token = server.verification_token("email", &email, &email).await;
+    let sudo = server
+        .call(
+            "POST",
+            "/auth/v1/user/sudo",
+            Some(&account.access_token),
+            Some(json!({"verification_token": token})),
+        )
+        .await;
+    assert!(sudo.assert_ok()["sudo_token"].is_string());
+    let stranger = unique_email();
+    let token = server
+        .verification_token("email", &stranger, &stranger)
+        .await;
+    server
+        .call(
+            "POST",
+            "/auth/v1/user/sudo",
+            Some(&account.access_token),
+            Some(json!({"verification_token": token})),
+        )
+        .await
+        .assert_error(403, "permission_denied");
+}
+
+async fn sudo_refuses_a_wrong_password(backend: Backend) {
+    let server = start_with(backend, &[("AUTH_PASSWORD_ATTEMPTS_PER_HOUR", "3")]).await;
+    let account = server.new_account().await;
+    for _ in 0..3 {
+        server
+            .call(
+                "POST",
+                "/auth/v1/user/sudo",
+                Some(&account.access_token),
+                Some(json!({"password": "not it at all"})),
+            )
+            .await
+            .assert_error(400, "invalid_password");
+    }
+    let limited = server
+        .call(
+            "POST",
+            "/auth/v1/user/sudo",
+            Some(&account.access_token),
+            Some(json!({"password": account.password})),
+        )
+        .await;
+    limited.assert_error(429, "resource_exhausted");
+    assert!(limited.headers.contains_key("retry-after"));
+}
+
+async fn code_sends_are_limited_per_address_and_per_client(backend: Backend) {
+    let server = start(backend).await;
+    let email = unique_email();
+    server.send_code("email", &email).await;
+    let again = server
+        .post("/auth/v1/verification", json!({"email": email}))
+        .await;
+    again.assert_error(429, "resource_exhausted");
+    let retry: i64 = again.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+
+    let server = start_with(
+        backend,
+        &[
+            ("AUTH_CODE_RESEND_INTERVAL_SECS", "0"),
+            ("AUTH_CODE_SENDS_PER_ADDRESS_PER_HOUR", "2"),
+        ],
+    )
+    .await;
+    let email = unique_email();
+    server.send_code("email", &email).await;
+    server.send_code("email", &email).await;
+    server
+        .post("/auth/v1/verification", json!({"email": email}))
+        .await
+        .assert_error(429, "resource_exhausted");
+
+    let server = start_with(backend, &[("AUTH_CODE_SENDS_PER_IP_PER_HOUR", "3")]).await;
+    for _ in 0..3 {
+        server.send_code("email", &unique_email()).await;
+    }
+    server
+        .post("/auth/v1/verification", json!({"email": unique_email()}))
+        .await
+        .assert_error(429, "resource_exhausted");
+}
+
+async fn verification_targets_check_who_owns_the_address(backend: Backend) {
+    let server = start_with(backend, &[("AUTH_CODE_RESEND_INTERVAL_SECS", "0")]).await;
+    let account = server.new_account().await;
+    let email = unique_email();
+    bind_email(&server, &account, &email).await.assert_ok();
+    let known = server
+        .post(
+            "/auth/v1/verification",
+            json!({"email": email, "target": "USER"}),
+        )
+        .await;
+    assert_eq!(known.assert_ok()["is_user"], true);
+    server
+        .post(
+            "/auth/v1/verification",
+            json!({"email": unique_email(), "target": "USER"}),
+        )
+        .await
+        .assert_error(404, "not_found");
+    server
+        .post(
+            "/auth/v1/verification",
+            json!({"email": email, "target": "NOT_USER"}),
+        )
+        .await
+        .assert_error(412, "failed_precondition");
+    server
+        .post(
+            "/auth/v1/verification",
+            json!({"email": email, "target": "CUR_USER"}),
+        )
+        .await
+        .assert_error(401, "unauthenticated");
+    server
+        .call(
+            "POST",
+            "/auth/v1/verification",
+            Some(&account.access_token),
+            Some(json!({"email": email, "target": "CUR_USER"})),
+        )
+        .await
+        .assert_ok();
+    server
+        .call(
+            "POST",
+            "/auth/v1/verification",
+            Some(&account.access_token),
+            Some(json!({"email": unique_email(), "target": "CUR_USER"})),
+        )
+        .await
+        .assert_error(403, "permission_denied");
+}
+
+async fn concurrent_binds_of_one_address_never_both_win(backend: Backend) {
+    let server = start_with(
+        backend,
+        &[
+            ("AUTH_CODE_RESEND_INTERVAL_SECS", "0"),
+            ("AUTH_CODE_SENDS_PER_ADDRESS_PER_HOUR", "100"),
+            ("AUTH_CODE_SENDS_PER_IP_PER_HOUR", "1000"),
+        ],
+    )
+    .await;
+    let rounds = if backend == Backend::Aws { 8 } else { 12 };
+    for _ in 0..rounds {
+        let alice = server.new_account().await;
+        let bob = server.new_account().await;
+        let email = unique_email();
+        let (alice_sudo, bob_sudo) = (server.sudo(&alice).await, server.sudo(&bob).await);
+        let alice_token = server.verification_token("email", &email, &email).await;
+        let bob_token = server.verification_token("email", &email, &email).await;
+        let bind = |account: &test_support::server::Account, sudo: &str, token: &str| {
+            let access = account.access_token.clone();
+            let body = json!({"sudo_token": sudo, "email": email, "verification_token": token});
+            let server = &server;
+            async move {
+                server
+                    .call("PATCH", "/auth/v1/user/contact", Some(&access), Some(body))
+                    .await
+            }
+        };
+        let (a, b) = tokio::join!(
+            bind(&alice, &alice_sudo, &alice_token),
+            bind(&bob, &bob_sudo, &bob_token)
+        );
+        let winners = [&a, &b].iter().filter(|r| r.status == 200).count();
+        assert_eq!(winners, 1, "answers: {} / {}", a.body, b.body);
+        let loser = if a.status == 200 { &b } else { &a };
+        loser.assert_error(409, "already_exists");
+        let winner = if a.status == 200 { &alice } else { &bob };
+        let other = if a.status == 200 { &bob } else { &alice };
+        let signin = server
+            .post(
+                "/auth/v1/signin",
+                json!({"username": email, "password": winner.password}),
+            )
+            .await;
+        assert_eq!(signin.assert_ok()["sub"], winner.sub.as_str());
+        let me = server
+            .call("GET", "/auth/v1/user/me", Some(&other.access_token), None)
+            .await;
+        assert_eq!(
+            me.assert_ok()["email"],
+            "",
+            "the loser must not hold the address"
+        );
+    }
+}
+
+async fn wechat_server(backend: Backend) -> Server {
+    let fake = wechat::start().await;
+    let settings = wechat::settings(&fake);
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    start_with(backend, &pairs).await
+}
+
+async fn provider_token(server: &Server, code: &str) -> test_support::server::Reply {
+    server
+        .post(
+            "/auth/v1/provider/token",
+            json!({"provider_id": "wx_open", "provider_code": code}),
+        )
+        .await
+}
+
+async fn wechat_binds_and_signs_in_to_the_same_account(backend: Backend) {
+    let server = wechat_server(backend).await;
+    let account = server.new_account().await;
+    let name = unique("wx");
+    let grant = provider_token(&server, &format!("ok:{name}")).await;
+    let body = grant.assert_ok();
+    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(body["provider_profile"]["sub"], format!("unionid-{name}"));
+    assert_eq!(body["provider_profile"]["name"], name.as_str());
+    server
+        .call(
+            "POST",
+            "/auth/v1/user/provider/bind",
+            Some(&account.access_token),
+            Some(json!({"provider_token": grant.text("provider_token")})),
+        )
+        .await
+        .assert_ok();
+    // The provider token is spent.
+    server
+        .call(
+            "POST",
+            "/auth/v1/user/provider/bind",
+            Some(&account.access_token),
+            Some(json!({"provider_token": grant.text("provider_token")})),
+        )
+        .await
+        .assert_error(403, "permission_denied");
+    server
+        .call(
+            "POST",
+            "/auth/v1/user/signout",
+            Some(&account.access_token),
+            None,
+        )
+        .await
+        .assert_ok();
+    let again = provider_token(&server, &format!("ok:{name}")).await;
+    let signin = server
+        .post(
+            "/auth/v1/signin/with/provider",
+            json!({"provider_token": again.text("provider_token")}),
+        )
+        .await;
+    assert_eq!(signin.assert_ok()["sub"], account.sub.as_str());
+    let stranger = provider_token(&server, &format!("ok:{}", unique("wx"))).await;
+    server
+        .post(
+            "/auth/v1/signin/with/provider",
+            json!({"provider_token": stranger.text("provider_token")}),
+        )
+        .await
+        .assert_error(404, "not_found");
+}
+
+async fn wechat_identity_belongs_to_one_account_only(backend: Backend) {
+    let server = wechat_server(backend).await;
+    let alice = server.new_account().await;
+    let bob = server.new_account().await;
+    let code = format!("ok:{}", unique("wx"));
+    let (a, b) = (
+        provider_token(&server, &code).await,
+        provider_token(&server, &code).await,
+    );
+    let bind = |account: &test_support::server::Account, token: String| {
+        let access = account.access_token.clone();
+        let server = &server;
+        async move {
+            server
+                .call(
+                    "POST",
+                    "/auth/v1/user/provider/bind",
+                    Some(&access),
+                    Some(json!({"provider_token": token})),
+                )
+                .await
+        }
+    };
+    let (first, second) = tokio::join!(
+        bind(&alice, a.text("provider_token")),
+        bind(&bob, b.text("provider_token"))
+    );
+    let winners = [&first, &second].iter().filter(|r| r.status == 200).count();
+    assert_eq!(winners, 1, "{} / {}", first.body, second.body);
+    let loser = if first.status == 200 { &second } else { &first };
+    loser.assert_error(409, "already_exists");
+}
+
+async fn wechat_failures_are_clean_errors(backend: Backend) {
+    let server = wechat_server(backend).await;
+    provider_token(&server, "no-such-code")
+        .await
+        .assert_error(400, "invalid_argument");
+    provider_token(&server, "busy")
+        .await
+        .assert_error(503, "unavailable");
+    provider_token(&server, "http500")
+        .await
+        .assert_error(503, "unavailable");
+    let started = std::time::Instant::now();
+    provider_token(&server, &format!("slow:{}", unique("wx")))
+        .await
+        .assert_error(503, "unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the WeChat timeout was not bounded"
+    );
+    server
+        .post("/auth/v1/provider/token", json!({"provider_id": "wx_open"}))
+        .await
+        .assert_error(400, "invalid_argument");
+    // A server without WeChat configuration says so.
+    let unconfigured = start(backend).await;
+    provider_token(&unconfigured, "ok:someone")
+        .await
+        .assert_error(412, "failed_precondition");
+}
+
+async fn wechat_without_unionid_uses_the_openid(backend: Backend) {
+    let server = wechat_server(backend).await;
+    let name = unique("wx");
+    let grant = provider_token(&server, &format!("nounion:{name}")).await;
+    assert_eq!(
+        grant.assert_ok()["provider_profile"]["sub"],
+        format!("openid-{name}")
+    );
+}
+
+async fn providers_list_and_unbind_but_never_the_last_way_in(backend: Backend) {
+    let server = wechat_server(backend).await;
+    let account = server.new_account().await;
+    let name = unique("wx");
+    let grant = provider_token(&server, &format!("ok:{name}")).await;
+    server
+        .call(
+            "POST",
+            "/auth/v1/user/provider/bind",
+            Some(&account.access_token),
+            Some(json!({"provider_token": grant.text("provider_token")})),
+        )
+        .await
+        .assert_ok();
+    let list = server
+        .call(
+            "GET",
+            "/auth/v1/user/provider",
+            Some(&account.access_token),
+            None,
+        )
+        .await;
+    let body = list.assert_ok();
+    assert_eq!(body["total"], 1);
+    assert_eq!(body["data"][0]["id"], "wx_open");
+    assert_eq!(body["data"][0]["bind"], true);
+    assert_eq!(body["data"][0]["provider_user_name"], name.as_str());
+    server
+        .call(
+            "DELETE",
+            "/auth/v1/user/provider/wx_open",
+            Some(&account.access_token),
+            None,
+        )
+        .await
+        .assert_ok();
+    let list = server
+        .call(
+            "GET",
+            "/auth/v1/user/provider",
+            Some(&account.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(list.assert_ok()["data"][0]["bind"], false);
+    server
+        .call(
+            "DELETE",
+            "/auth/v1/user/provider/wx_open",
+            Some(&account.access_token),
+            None,
+        )
+        .await
+        .assert_error(404, "not_found");
+
+    // An account made by WeChat alone cannot drop WeChat.
+    let name = unique("wx");
+    let grant = provider_token(&server, &format!("ok:{name}")).await;
+    let signup = server
+        .post(
+            "/auth/v1/signup",
+            json!({"provider_token": grant.text("provider_token")}),
+        )
+        .await;
+    let access = signup.text("access_token");
+    server
+        .call(
+            "DELETE",
+            "/auth/v1/user/provider/wx_open",
+            Some(&access),
+            None,
+        )
+        .await
+        .assert_error(412, "failed_precondition");
+}

@@ -1,0 +1,164 @@
+//! A DynamoDB for tests: `AWS_ENDPOINT_URL` when it is set, else one `moto_server` per test
+//! process on 127.0.0.1 and a free port, stopped when the process exits.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::Client;
+use shared::adapters::dynamodb::DynamoStore;
+
+/// The region and static credentials every test client uses.
+pub const REGION: &str = "us-east-1";
+pub const ACCESS_KEY_ID: &str = "test";
+pub const SECRET_ACCESS_KEY: &str = "test";
+
+static ENDPOINT: OnceLock<String> = OnceLock::new();
+
+/// The DynamoDB endpoint: `AWS_ENDPOINT_URL` if set, else this process's `moto_server`,
+/// started on first use. Blocks while moto starts.
+pub fn endpoint() -> String {
+    ENDPOINT
+        .get_or_init(|| match std::env::var("AWS_ENDPOINT_URL") {
+            Ok(url) if !url.trim().is_empty() => url.trim().to_string(),
+            _ => start_moto(),
+        })
+        .clone()
+}
+
+/// moto's server, with every request handled under one lock. moto_server serves requests on
+/// parallel threads without locking its backends, and a cancelled `TransactWriteItems` rolls
+/// back by restoring a copy of the whole table taken when it began, wiping out whatever a
+/// concurrent request wrote meanwhile. Serialised, moto keeps DynamoDB's atomicity, so the
+/// tests that race two writes test the store and not moto. Arguments as for `moto_server`.
+const SERIALISED_MOTO: &str = r#"
+import sys, threading
+import moto.server as server
+try:
+    lock = threading.Lock()
+    class Serialised(server.DomainDispatcherApplication):
+        def __call__(self, environ, start_response):
+            with lock:
+                return list(super().__call__(environ, start_response))
+    server.DomainDispatcherApplication = Serialised
+except AttributeError:
+    pass
+server.main(sys.argv[1:])
+"#;
+
+/// Starts moto on a free port of 127.0.0.1 under a small shell watchdog that stops it once
+/// this process is gone (test binaries have no exit hook): serialised (see `SERIALISED_MOTO`)
+/// when a `python3` or `python` on PATH imports moto, else plain `moto_server`.
+fn start_moto() -> String {
+    let port = free_port();
+    let parent = std::process::id();
+    let script = r#"
+        for py in python3 python; do
+            if "$py" -c 'import moto.server' >/dev/null 2>&1; then
+                "$py" -c "$3" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 &
+                break
+            fi
+        done
+        if [ -z "$!" ]; then moto_server -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & fi
+        moto=$!
+        trap 'kill "$moto" 2>/dev/null' EXIT INT TERM
+        while kill -0 "$2" 2>/dev/null && kill -0 "$moto" 2>/dev/null; do sleep 1; done
+    "#;
+    let mut watchdog = Command::new("sh")
+        .args([
+            "-c",
+            script,
+            "moto-watchdog",
+            &port.to_string(),
+            &parent.to_string(),
+            SERIALISED_MOTO,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot run sh to start moto_server (is moto[server] installed?)");
+    // Reaps the watchdog should moto stop early.
+    std::thread::spawn(move || watchdog.wait());
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not start on {address} within 60 s (is `moto_server` on PATH?)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    format!("http://{address}")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("no free port on 127.0.0.1")
+}
+
+/// The SDK configuration for the test endpoint: static test credentials and `us-east-1`,
+/// without reading or touching the process environment.
+pub fn dynamodb_config(endpoint: &str) -> aws_sdk_dynamodb::Config {
+    aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new(
+            ACCESS_KEY_ID,
+            SECRET_ACCESS_KEY,
+            None,
+            None,
+            "test-support",
+        ))
+        .endpoint_url(endpoint)
+        .build()
+}
+
+/// A client of the test DynamoDB, starting moto if needed.
+pub async fn dynamodb_client() -> Client {
+    let endpoint = tokio::task::spawn_blocking(endpoint)
+        .await
+        .expect("starting moto_server panicked");
+    Client::from_conf(dynamodb_config(&endpoint))
+}
+
+/// A table name no other test (or test process) uses: `prefix`, then the process id, a
+/// counter and the clock, restricted to the characters DynamoDB allows.
+pub fn unique_table_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let clean: String = prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_-.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(180)
+        .collect();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{clean}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A `DynamoStore` on a fresh table of its own.
+pub async fn fresh_store(prefix: &str) -> DynamoStore {
+    let store = DynamoStore::new(dynamodb_client().await, unique_table_name(prefix));
+    store
+        .ensure_table()
+        .await
+        .unwrap_or_else(|err| panic!("cannot create table {}: {err}", store.table()));
+    store
+}
