@@ -29,25 +29,8 @@ pub fn endpoint() -> String {
         .clone()
 }
 
-/// moto's server, with every request handled under one lock. moto_server serves requests on
-/// parallel threads without locking its backends, and a cancelled `TransactWriteItems` rolls
-/// back by restoring a copy of the whole table taken when it began, wiping out whatever a
-/// concurrent request wrote meanwhile. Serialised, moto keeps DynamoDB's atomicity, so the
-/// tests that race two writes test the store and not moto. Arguments as for `moto_server`.
-const SERIALISED_MOTO: &str = r#"
-import sys, threading
-import moto.server as server
-try:
-    lock = threading.Lock()
-    class Serialised(server.DomainDispatcherApplication):
-        def __call__(self, environ, start_response):
-            with lock:
-                return list(super().__call__(environ, start_response))
-    server.DomainDispatcherApplication = Serialised
-except AttributeError:
-    pass
-server.main(sys.argv[1:])
-"#;
+/// moto's server with every request handled under one lock (see the script for why).
+const SERIALISED_MOTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/serial_moto.py");
 
 /// Starts moto on a free port of 127.0.0.1 under a small shell watchdog that stops it once
 /// this process is gone (test binaries have no exit hook): serialised (see `SERIALISED_MOTO`)
@@ -58,7 +41,7 @@ fn start_moto() -> String {
     let script = r#"
         for py in python3 python; do
             if "$py" -c 'import moto.server' >/dev/null 2>&1; then
-                "$py" -c "$3" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 &
+                "$py" "$3" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 &
                 break
             fi
         done

@@ -43,6 +43,14 @@
 //!
 //! Transactions cancelled only by conflicts with concurrent transactions or throttling are
 //! retried a few times; condition failures are answers, never retried.
+//!
+//! # Permissions
+//!
+//! On the table: `dynamodb:GetItem`, `dynamodb:BatchGetItem`, `dynamodb:PutItem`,
+//! `dynamodb:UpdateItem`, `dynamodb:DeleteItem` and `dynamodb:ConditionCheckItem` (the last
+//! three also cover the parts of `TransactWriteItems`). `ensure_table`, for local use only,
+//! also needs `dynamodb:DescribeTable`, `dynamodb:CreateTable`, `dynamodb:DescribeTimeToLive`
+//! and `dynamodb:UpdateTimeToLive`.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
