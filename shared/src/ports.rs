@@ -147,6 +147,12 @@ pub trait Store: Send + Sync {
         &self,
         hash: &SecretHash,
     ) -> Result<Option<ProviderToken>, DependencyError>;
+    /// Spends a live provider token; false when it was already spent or has expired.
+    async fn spend_provider_token(
+        &self,
+        hash: &SecretHash,
+        now: UnixTime,
+    ) -> Result<bool, DependencyError>;
 }
 
 /// A message to a person: a code, or a notice about their account.

@@ -1324,6 +1324,32 @@ impl Store for DynamoStore {
             .map(|item| provider_token_from(&item))
             .transpose()
     }
+
+    async fn spend_provider_token(
+        &self,
+        hash: &SecretHash,
+        now: UnixTime,
+    ) -> Result<bool, DependencyError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(provider_token_pk(hash))))
+            .update_expression("SET #used = :true")
+            .condition_expression("attribute_exists(pk) AND #used = :false AND #expires_at > :now")
+            .expression_attribute_names("#used", "used")
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":true", b(true))
+            .expression_attribute_values(":false", b(false))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failure(&err) => Ok(false),
+            Err(err) => Err(sdk_error("UpdateItem spend provider token", &err)),
+        }
+    }
 }
 
 #[cfg(test)]

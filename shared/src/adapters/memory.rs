@@ -325,4 +325,19 @@ impl Store for MemoryStore {
     ) -> Result<Option<ProviderToken>, DependencyError> {
         Ok(self.state().provider_tokens.get(hash).cloned())
     }
+
+    async fn spend_provider_token(
+        &self,
+        hash: &SecretHash,
+        now: UnixTime,
+    ) -> Result<bool, DependencyError> {
+        let mut state = self.state();
+        match state.provider_tokens.get_mut(hash) {
+            Some(token) if !token.used && token.expires_at > now => {
+                token.used = true;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
