@@ -1238,3 +1238,40 @@ async fn providers_list_and_unbind_but_never_the_last_way_in(backend: Backend) {
         .await
         .assert_error(412, "failed_precondition");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_key_and_wechat_secret_load_from_ssm_parameters() {
+    let key_parameter = format!("/{}/jwt", unique("assoc"));
+    let secret_parameter = format!("/{}/wx", unique("assoc"));
+    let pem = test_support::aws::ed25519_pem();
+    test_support::aws::put_secure_parameter(&key_parameter, &pem).await;
+    test_support::aws::put_secure_parameter(&secret_parameter, wechat::APP_SECRET).await;
+    let fake = wechat::start().await;
+    let settings = [
+        ("AUTH_JWT_PRIVATE_KEY_PARAMETER", key_parameter.as_str()),
+        ("AUTH_WX_OPEN_APP_ID", wechat::APP_ID),
+        (
+            "AUTH_WX_OPEN_APP_SECRET_PARAMETER",
+            secret_parameter.as_str(),
+        ),
+        ("AUTH_WECHAT_API_BASE", fake.as_str()),
+    ];
+    let server = start_with(Backend::Aws, &settings).await;
+    let account = server.new_account().await;
+    let me = server
+        .call("GET", "/auth/v1/user/me", Some(&account.access_token), None)
+        .await;
+    me.assert_ok();
+    // The WeChat secret from SSM is the one the fake accepts.
+    provider_token(&server, &format!("ok:{}", unique("wx")))
+        .await
+        .assert_ok();
+    assert!(
+        !server.output().contains(wechat::APP_SECRET),
+        "the WeChat secret was printed"
+    );
+    assert!(
+        !server.output().contains(pem.lines().nth(1).unwrap()),
+        "the signing key was printed"
+    );
+}

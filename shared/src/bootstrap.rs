@@ -6,8 +6,8 @@ use crate::adapters::aws_delivery::AwsDelivery;
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::memory::MemoryStore;
 use crate::adapters::outbox::Outbox;
-use crate::adapters::wechat::WeChat;
-use crate::config::{ConfigError, DeliveryKind, Runtime, Settings, StoreKind};
+use crate::adapters::wechat::{WeChat, WeChatApp};
+use crate::config::{ConfigError, DeliveryKind, Runtime, SecretSource, Settings, StoreKind};
 use crate::crypto::{AccessTokens, PasswordHasher};
 use crate::domain::SecretHasher;
 use crate::ops::App;
@@ -51,19 +51,84 @@ pub async fn build(settings: Settings) -> Result<App, ConfigError> {
     build_with_outbox(settings).await.map(|built| built.app)
 }
 
+/// Reads a secret: from the settings, or from its SSM SecureString parameter.
+async fn resolve(
+    source: &SecretSource,
+    variable: &str,
+    aws: Option<&aws_config::SdkConfig>,
+) -> Result<String, ConfigError> {
+    let name = match source {
+        SecretSource::Value(value) => return Ok(value.clone()),
+        SecretSource::SsmParameter(name) => name,
+    };
+    let aws =
+        aws.ok_or_else(|| ConfigError(format!("{variable}_PARAMETER needs AWS configuration")))?;
+    let answer = aws_sdk_ssm::Client::new(aws)
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| {
+            ConfigError(format!(
+                "reading SSM parameter {name} ({variable}_PARAMETER) failed: {}",
+                aws_sdk_ssm::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    answer
+        .parameter()
+        .and_then(|p| p.value())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "SSM parameter {name} ({variable}_PARAMETER) has no value"
+            ))
+        })
+}
+
 pub async fn build_with_outbox(settings: Settings) -> Result<Built, ConfigError> {
-    let access_tokens = match &settings.jwt_private_key_pem {
-        Some(pem) => AccessTokens::from_pem(pem, &settings.jwt_issuer, &settings.jwt_audience)?,
+    let uses_ssm = [
+        settings.jwt_private_key.as_ref(),
+        settings.wx_open.as_ref().map(|w| &w.app_secret),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|source| matches!(source, SecretSource::SsmParameter(_)));
+    let needs_aws =
+        uses_ssm || settings.store == StoreKind::DynamoDb || settings.delivery == DeliveryKind::Aws;
+    // Region and credentials resolve from the environment; only SSM parameters, when used,
+    // are read over the network here.
+    let aws = if needs_aws {
+        Some(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(std::time::Duration::from_secs(2))
+                        .operation_attempt_timeout(std::time::Duration::from_secs(3))
+                        .operation_timeout(std::time::Duration::from_secs(6))
+                        .build(),
+                )
+                .load()
+                .await,
+        )
+    } else {
+        None
+    };
+    let access_tokens = match &settings.jwt_private_key {
+        Some(source) => AccessTokens::from_pem(
+            &resolve(source, "AUTH_JWT_PRIVATE_KEY", aws.as_ref()).await?,
+            &settings.jwt_issuer,
+            &settings.jwt_audience,
+        )?,
         None => AccessTokens::ephemeral(&settings.jwt_issuer, &settings.jwt_audience),
     };
     let secrets = SecretHasher::new(access_tokens.secret_hash_key());
-    let needs_aws = settings.store == StoreKind::DynamoDb || settings.delivery == DeliveryKind::Aws;
-    // Region and credentials resolve from the environment; nothing goes over the network
-    // until the first call.
-    let aws = if needs_aws {
-        Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
-    } else {
-        None
+    let wechat_app = match &settings.wx_open {
+        Some(wx) => Some(WeChatApp {
+            app_id: wx.app_id.clone(),
+            app_secret: resolve(&wx.app_secret, "AUTH_WX_OPEN_APP_SECRET", aws.as_ref()).await?,
+        }),
+        None => None,
     };
     let store: Arc<dyn Store> = match (settings.store, &aws) {
         (StoreKind::DynamoDb, Some(aws)) => {
@@ -97,7 +162,7 @@ pub async fn build_with_outbox(settings: Settings) -> Result<Built, ConfigError>
             }
         };
     let identity_provider = Arc::new(WeChat::new(
-        settings.wx_open.clone(),
+        wechat_app,
         settings.wechat_api_base.clone(),
         std::time::Duration::from_millis(settings.wechat_timeout_ms),
     ));

@@ -23,19 +23,27 @@ pub enum Runtime {
     Lambda,
 }
 
+/// Where a secret comes from: the environment itself (local use), or the name of an SSM
+/// Parameter Store SecureString that is read once per cold start (Lambda).
 #[derive(Clone)]
-pub struct WxOpenSettings {
-    pub app_id: String,
-    pub app_secret: String,
+pub enum SecretSource {
+    Value(String),
+    SsmParameter(String),
 }
 
-impl std::fmt::Debug for WxOpenSettings {
+impl std::fmt::Debug for SecretSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WxOpenSettings")
-            .field("app_id", &self.app_id)
-            .field("app_secret", &"<redacted>")
-            .finish()
+        match self {
+            SecretSource::Value(_) => f.write_str("Value(<redacted>)"),
+            SecretSource::SsmParameter(name) => write!(f, "SsmParameter({name})"),
+        }
     }
+}
+
+#[derive(Clone, Debug)]
+pub struct WxOpenSettings {
+    pub app_id: String,
+    pub app_secret: SecretSource,
 }
 
 #[derive(Clone, Debug)]
@@ -62,7 +70,7 @@ pub struct Settings {
     pub jwt_issuer: String,
     pub jwt_audience: String,
     /// PKCS#8 PEM of the Ed25519 signing key; the local server makes one up when unset.
-    pub jwt_private_key_pem: Option<String>,
+    pub jwt_private_key: Option<SecretSource>,
     pub wx_open: Option<WxOpenSettings>,
     pub wechat_api_base: String,
     pub wechat_timeout_ms: u64,
@@ -141,13 +149,13 @@ impl Settings {
         }
         let wx_open = match (
             env.text("AUTH_WX_OPEN_APP_ID"),
-            env.text("AUTH_WX_OPEN_APP_SECRET"),
+            env.secret("AUTH_WX_OPEN_APP_SECRET")?,
         ) {
             (Some(app_id), Some(app_secret)) => Some(WxOpenSettings { app_id, app_secret }),
             (None, None) => None,
             _ => {
                 return Err(ConfigError(
-                    "AUTH_WX_OPEN_APP_ID and AUTH_WX_OPEN_APP_SECRET must be set together".into(),
+                    "AUTH_WX_OPEN_APP_ID and AUTH_WX_OPEN_APP_SECRET (or AUTH_WX_OPEN_APP_SECRET_PARAMETER) must be set together".into(),
                 ))
             }
         };
@@ -178,7 +186,7 @@ impl Settings {
             jwt_audience: env
                 .text("AUTH_JWT_AUDIENCE")
                 .unwrap_or("cloudbase-association".into()),
-            jwt_private_key_pem: env.text("AUTH_JWT_PRIVATE_KEY"),
+            jwt_private_key: env.secret("AUTH_JWT_PRIVATE_KEY")?,
             wx_open,
             wechat_api_base: env
                 .text("AUTH_WECHAT_API_BASE")
@@ -187,9 +195,9 @@ impl Settings {
                 .to_string(),
             wechat_timeout_ms: env.positive("AUTH_WECHAT_TIMEOUT_MS", 3000)?,
         };
-        if settings.runtime == Runtime::Lambda && settings.jwt_private_key_pem.is_none() {
+        if settings.runtime == Runtime::Lambda && settings.jwt_private_key.is_none() {
             return Err(ConfigError(
-                "AUTH_JWT_PRIVATE_KEY is not set: give the PKCS#8 PEM of the Ed25519 key that signs access tokens".into(),
+                "AUTH_JWT_PRIVATE_KEY_PARAMETER is not set: name the SSM SecureString holding the PKCS#8 PEM of the Ed25519 key that signs access tokens".into(),
             ));
         }
         Ok(settings)
@@ -204,6 +212,18 @@ impl Env<'_> {
             .get(name)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
+    }
+
+    /// `NAME` holds the secret itself; `NAME_PARAMETER` names the SSM parameter holding it.
+    fn secret(&self, name: &str) -> Result<Option<SecretSource>, ConfigError> {
+        match (self.text(name), self.text(&format!("{name}_PARAMETER"))) {
+            (Some(value), None) => Ok(Some(SecretSource::Value(value))),
+            (None, Some(parameter)) => Ok(Some(SecretSource::SsmParameter(parameter))),
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err(ConfigError(format!(
+                "set {name} or {name}_PARAMETER, not both"
+            ))),
+        }
     }
 
     fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
@@ -259,6 +279,31 @@ mod tests {
         let err = Settings::from_vars(Runtime::Local, &vars(&[("AUTH_CODE_TTL_SECS", "ten")]))
             .unwrap_err();
         assert!(err.0.contains("AUTH_CODE_TTL_SECS"), "{err}");
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_or_an_ssm_parameter_but_not_both() {
+        let settings = Settings::from_vars(
+            Runtime::Lambda,
+            &vars(&[
+                ("AUTH_TABLE_NAME", "t"),
+                ("AUTH_EMAIL_FROM", "a@b.co"),
+                ("AUTH_JWT_PRIVATE_KEY_PARAMETER", "/auth/jwt"),
+            ]),
+        )
+        .unwrap();
+        assert!(
+            matches!(settings.jwt_private_key, Some(SecretSource::SsmParameter(ref p)) if p == "/auth/jwt")
+        );
+        let err = Settings::from_vars(
+            Runtime::Local,
+            &vars(&[
+                ("AUTH_JWT_PRIVATE_KEY", "pem"),
+                ("AUTH_JWT_PRIVATE_KEY_PARAMETER", "/p"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.0.contains("not both"), "{err}");
     }
 
     #[test]

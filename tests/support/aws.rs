@@ -102,3 +102,40 @@ pub async fn count_items_with_prefix(table: &str, prefix: &str) -> usize {
         }
     }
 }
+
+/// Stores a SecureString parameter in moto's SSM.
+pub async fn put_secure_parameter(name: &str, value: &str) {
+    let config = aws_sdk_ssm::Config::builder()
+        .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+        .region(aws_sdk_ssm::config::Region::new(REGION))
+        .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+            ACCESS_KEY_ID,
+            SECRET_ACCESS_KEY,
+            None,
+            None,
+            "tests",
+        ))
+        .endpoint_url(endpoint())
+        .build();
+    aws_sdk_ssm::Client::from_conf(config)
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .expect("moto stores the parameter");
+}
+
+/// A fresh Ed25519 signing key as PKCS#8 PEM.
+pub fn ed25519_pem() -> String {
+    use base64::Engine;
+    let document =
+        aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
+            .expect("key generation");
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(document.as_ref())
+    )
+}

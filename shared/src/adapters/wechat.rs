@@ -7,12 +7,26 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use crate::config::WxOpenSettings;
 use crate::domain::{ProviderId, ProviderIdentity, ProviderProfile};
 use crate::ports::{IdentityProvider, ProviderError};
 
+/// The Open Platform app the service exchanges codes as.
+pub struct WeChatApp {
+    pub app_id: String,
+    pub app_secret: String,
+}
+
+impl std::fmt::Debug for WeChatApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeChatApp")
+            .field("app_id", &self.app_id)
+            .field("app_secret", &"<redacted>")
+            .finish()
+    }
+}
+
 pub struct WeChat {
-    settings: Option<WxOpenSettings>,
+    settings: Option<WeChatApp>,
     api_base: String,
     timeout: Duration,
     /// Built on first use, so a cold start spends nothing on TLS set-up.
@@ -41,7 +55,7 @@ struct UserInfoAnswer {
 }
 
 impl WeChat {
-    pub fn new(settings: Option<WxOpenSettings>, api_base: String, timeout: Duration) -> Self {
+    pub fn new(settings: Option<WeChatApp>, api_base: String, timeout: Duration) -> Self {
         Self {
             settings,
             api_base,

@@ -1,22 +1,25 @@
-//! What every Lambda function's `main` calls: build the app once, then serve its routes.
+//! What every Lambda function's `main` calls: read the settings, then serve its routes.
 
 use std::sync::Arc;
 
 use lambda_http::{service_fn, Request};
+use tokio::sync::OnceCell;
 
 use crate::bootstrap;
 use crate::config::{Runtime, Settings};
+use crate::error::AuthError;
 use crate::http::routes::{Route, ROUTES};
+use crate::ops::App;
 
-/// Serves the routes of one function binary. Configuration problems end the start with a
-/// sentence naming the variable; nothing here touches the network before the first request.
+/// Serves the routes of one function binary. Missing configuration ends the start with a
+/// sentence naming the variable. The app (AWS clients, secrets from SSM) is built on the first
+/// request, once per cold start, so nothing touches the network during init; if building
+/// fails, that request answers `unavailable` and the next one tries again.
 pub async fn serve(function: &'static str) -> Result<(), lambda_http::Error> {
     bootstrap::init_logging();
-    let settings = Settings::from_env(Runtime::Lambda).map_err(|e| {
+    let settings = Settings::from_env(Runtime::Lambda).inspect_err(|e| {
         tracing::error!(function, error = %e, "configuration is incomplete");
-        e
     })?;
-    let app = Arc::new(bootstrap::build(settings).await?);
     let routes: Arc<[Route]> = ROUTES
         .iter()
         .filter(|r| r.function == function)
@@ -27,10 +30,16 @@ pub async fn serve(function: &'static str) -> Result<(), lambda_http::Error> {
             format!("no route in the route table is served by function `{function}`").into(),
         );
     }
+    let app: Arc<OnceCell<App>> = Arc::new(OnceCell::new());
     lambda_http::run(service_fn(move |req: Request| {
-        let app = Arc::clone(&app);
-        let routes = Arc::clone(&routes);
-        async move { Ok::<_, std::convert::Infallible>(super::handle(&app, &routes, req).await) }
+        let (app, routes, settings) = (Arc::clone(&app), Arc::clone(&routes), settings.clone());
+        async move {
+            let response = match app.get_or_try_init(|| bootstrap::build(settings)).await {
+                Ok(app) => super::handle(app, &routes, req).await,
+                Err(err) => super::refuse(&req, AuthError::Unavailable(err.to_string())),
+            };
+            Ok::<_, std::convert::Infallible>(response)
+        }
     }))
     .await
 }
