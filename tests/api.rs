@@ -58,6 +58,9 @@ on_both_backends!(
     replacing_an_email_releases_the_old_one_and_notifies_it,
     sudo_accepts_a_verification_token_of_an_own_address_only,
     sudo_refuses_a_wrong_password,
+    password_guessing_waits_a_growing_delay,
+    verify_and_provider_grants_are_limited_per_client,
+    guessing_codes_from_many_clients_stays_within_the_documented_bound,
     code_sends_are_limited_per_address_and_per_client,
     verification_targets_check_who_owns_the_address,
     concurrent_binds_of_one_address_never_both_win,
@@ -844,29 +847,163 @@ async fn sudo_accepts_a_verification_token_of_an_own_address_only(backend: Backe
 }
 
 async fn sudo_refuses_a_wrong_password(backend: Backend) {
-    let server = start_with(backend, &[("AUTH_PASSWORD_ATTEMPTS_PER_HOUR", "3")]).await;
+    let server = start_with(backend, &[("AUTH_PASSWORD_FREE_FAILURES", "2")]).await;
     let account = server.new_account().await;
+    let sudo = |password: &str| {
+        let body = json!({"password": password});
+        let access = account.access_token.clone();
+        let server = &server;
+        async move {
+            server
+                .call("POST", "/auth/v1/user/sudo", Some(&access), Some(body))
+                .await
+        }
+    };
     for _ in 0..3 {
-        server
-            .call(
-                "POST",
-                "/auth/v1/user/sudo",
-                Some(&account.access_token),
-                Some(json!({"password": "not it at all"})),
-            )
+        sudo("not it at all")
             .await
             .assert_error(400, "invalid_password");
     }
-    let limited = server
-        .call(
-            "POST",
-            "/auth/v1/user/sudo",
-            Some(&account.access_token),
-            Some(json!({"password": account.password})),
+    // Past the free failures, even the right password waits out the delay.
+    let limited = sudo(&account.password).await;
+    limited.assert_error(429, "resource_exhausted");
+    let delay: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&delay), "Retry-After {delay}");
+    tokio::time::sleep(Duration::from_millis(delay * 1000 + 100)).await;
+    sudo(&account.password).await.assert_ok();
+}
+
+async fn password_guessing_waits_a_growing_delay(backend: Backend) {
+    let server = start_with(backend, &[("AUTH_PASSWORD_FREE_FAILURES", "0")]).await;
+    let account = server.new_account().await;
+    let guess = json!({"username": account.username, "password": "a wrong guess"});
+    let mut delays = Vec::new();
+    for _ in 0..2 {
+        server
+            .post("/auth/v1/signin", guess.clone())
+            .await
+            .assert_error(400, "invalid_username_or_password");
+        let locked = server.post("/auth/v1/signin", guess.clone()).await;
+        locked.assert_error(429, "resource_exhausted");
+        let delay: u64 = locked.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        delays.push(delay);
+        tokio::time::sleep(Duration::from_millis(delay * 1000 + 100)).await;
+    }
+    // 2 s then 4 s; Retry-After counts whole seconds, so each may read one less.
+    assert!(
+        (1..=2).contains(&delays[0]) && (3..=4).contains(&delays[1]),
+        "{delays:?}"
+    );
+    // A name nobody has is throttled the same way: the limit reveals nothing.
+    let nobody = json!({"username": unique("nobody"), "password": "a wrong guess"});
+    server
+        .post("/auth/v1/signin", nobody.clone())
+        .await
+        .assert_error(400, "invalid_username_or_password");
+    server
+        .post("/auth/v1/signin", nobody)
+        .await
+        .assert_error(429, "resource_exhausted");
+    // The right password after the delay still works.
+    let signin = server
+        .post(
+            "/auth/v1/signin",
+            json!({"username": account.username, "password": account.password}),
         )
         .await;
-    limited.assert_error(429, "resource_exhausted");
-    assert!(limited.headers.contains_key("retry-after"));
+    signin.assert_ok();
+}
+
+async fn verify_and_provider_grants_are_limited_per_client(backend: Backend) {
+    let fake = wechat::start().await;
+    let mut settings = wechat::settings(&fake);
+    settings.push(("AUTH_VERIFY_ATTEMPTS_PER_IP_PER_HOUR", "3".into()));
+    settings.push(("AUTH_PROVIDER_GRANTS_PER_IP_PER_HOUR", "2".into()));
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = start_with(backend, &pairs).await;
+    let guess = json!({"verification_id": "0".repeat(32), "verification_code": "123456"});
+    for _ in 0..3 {
+        server
+            .post("/auth/v1/verification/verify", guess.clone())
+            .await
+            .assert_error(400, "invalid_verification_code");
+    }
+    server
+        .post("/auth/v1/verification/verify", guess.clone())
+        .await
+        .assert_error(429, "resource_exhausted");
+    // Another client is not affected.
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    server
+        .post_from(other, "/auth/v1/verification/verify", guess)
+        .await
+        .assert_error(400, "invalid_verification_code");
+    for _ in 0..2 {
+        provider_token(&server, &format!("ok:{}", unique("wx")))
+            .await
+            .assert_ok();
+    }
+    provider_token(&server, &format!("ok:{}", unique("wx")))
+        .await
+        .assert_error(429, "resource_exhausted");
+}
+
+async fn guessing_codes_from_many_clients_stays_within_the_documented_bound(backend: Backend) {
+    // Defaults: 10 codes per address per hour, 5 guesses per code. The attacker rotates
+    // client addresses so the per-client caps never bite.
+    let server = start_with(backend, &[("AUTH_CODE_RESEND_INTERVAL_SECS", "0")]).await;
+    let victim = unique_email();
+    let mut issued = Vec::new();
+    for client in 2..=40u8 {
+        let ip = std::net::IpAddr::from([127, 0, 0, client]);
+        let reply = server
+            .post_from(ip, "/auth/v1/verification", json!({"email": victim}))
+            .await;
+        match reply.status {
+            200 => issued.push((
+                ip,
+                reply.text("verification_id"),
+                server.latest_code(&victim).await,
+            )),
+            429 => assert_eq!(reply.error(), "resource_exhausted"),
+            other => panic!("unexpected {other}: {}", reply.body),
+        }
+    }
+    assert_eq!(issued.len(), 10, "codes issued to one address in an hour");
+    // Each verification evaluates at most 5 guesses: after 5 wrong ones (from one client or
+    // many) even its right code is refused. So at most 10 × 5 = 50 guesses an hour reach a
+    // code, against 1,000,000 possible codes: a success chance of at most 0.005 % an hour.
+    for (round, (_, id, code)) in issued.iter().enumerate() {
+        let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+        for guess in 0..5u8 {
+            let ip = std::net::IpAddr::from([127, 0, 1, (round as u8) * 5 + guess + 1]);
+            server
+                .post_from(
+                    ip,
+                    "/auth/v1/verification/verify",
+                    json!({"verification_id": id, "verification_code": wrong}),
+                )
+                .await
+                .assert_error(400, "invalid_verification_code");
+        }
+        let ip = std::net::IpAddr::from([127, 0, 2, round as u8 + 1]);
+        server
+            .post_from(
+                ip,
+                "/auth/v1/verification/verify",
+                json!({"verification_id": id, "verification_code": code}),
+            )
+            .await
+            .assert_error(400, "invalid_verification_code");
+    }
 }
 
 async fn code_sends_are_limited_per_address_and_per_client(backend: Backend) {

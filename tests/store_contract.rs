@@ -1125,13 +1125,13 @@ async fn events_are_counted_per_key_and_window_up_to_the_limit(store: &dyn Store
     let start = now() - now().rem_euclid(window);
     let end = start + window;
     let key = format!("send#{}", random_hex(8));
-    for offset in [0, 10, 59] {
+    for (count, offset) in [(1, 0), (2, 10), (3, 59)] {
         assert_eq!(
             store
                 .count_event(&key, 3, window, start + offset)
                 .await
                 .unwrap(),
-            Ok(())
+            Ok(count)
         );
     }
     assert_eq!(
@@ -1151,12 +1151,12 @@ async fn events_are_counted_per_key_and_window_up_to_the_limit(store: &dyn Store
     // The next window starts from zero; other keys count on their own.
     assert_eq!(
         store.count_event(&key, 3, window, end).await.unwrap(),
-        Ok(())
+        Ok(1)
     );
     let other = format!("send#{}", random_hex(8));
     assert_eq!(
         store.count_event(&other, 1, window, start).await.unwrap(),
-        Ok(())
+        Ok(1)
     );
     assert_eq!(
         store.count_event(&other, 1, window, start).await.unwrap(),

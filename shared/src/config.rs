@@ -63,7 +63,10 @@ pub struct Settings {
     pub code_resend_interval_secs: i64,
     pub code_sends_per_address_per_hour: u32,
     pub code_sends_per_ip_per_hour: u32,
-    pub password_attempts_per_hour: u32,
+    pub password_free_failures: u32,
+    pub password_max_delay_secs: i64,
+    pub verify_attempts_per_ip_per_hour: u32,
+    pub provider_grants_per_ip_per_hour: u32,
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
     pub provider_token_ttl_secs: i64,
@@ -176,7 +179,12 @@ impl Settings {
             code_sends_per_address_per_hour: env
                 .number("AUTH_CODE_SENDS_PER_ADDRESS_PER_HOUR", 10)?,
             code_sends_per_ip_per_hour: env.number("AUTH_CODE_SENDS_PER_IP_PER_HOUR", 30)?,
-            password_attempts_per_hour: env.number("AUTH_PASSWORD_ATTEMPTS_PER_HOUR", 20)?,
+            password_free_failures: env.number("AUTH_PASSWORD_FREE_FAILURES", 5)?,
+            password_max_delay_secs: env.positive("AUTH_PASSWORD_MAX_DELAY_SECS", 900)?,
+            verify_attempts_per_ip_per_hour: env
+                .number("AUTH_VERIFY_ATTEMPTS_PER_IP_PER_HOUR", 100)?,
+            provider_grants_per_ip_per_hour: env
+                .number("AUTH_PROVIDER_GRANTS_PER_IP_PER_HOUR", 60)?,
             access_token_ttl_secs: env.positive("AUTH_ACCESS_TOKEN_TTL_SECS", 7200)?,
             refresh_token_ttl_secs: env.positive("AUTH_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?,
             provider_token_ttl_secs: env.positive("AUTH_PROVIDER_TOKEN_TTL_SECS", 3600)?,

@@ -61,6 +61,10 @@ pub enum ChangeRejected {
 /// The answer of a limit: go ahead, or wait until the given time.
 pub type LimitDecision = Result<(), UnixTime>;
 
+/// The answer of a counted limit: the events counted in this window so far, this one
+/// included, or the time the window ends when it is full.
+pub type CountDecision = Result<u32, UnixTime>;
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn user(&self, id: &UserId) -> Result<Option<User>, DependencyError>;
@@ -103,7 +107,7 @@ pub trait Store: Send + Sync {
         limit: u32,
         window_secs: i64,
         now: UnixTime,
-    ) -> Result<LimitDecision, DependencyError>;
+    ) -> Result<CountDecision, DependencyError>;
 
     async fn put_verification(&self, verification: &Verification) -> Result<(), DependencyError>;
     async fn verification(

@@ -232,6 +232,22 @@ impl Server {
         }
     }
 
+    /// A POST from another loopback address (all of 127.0.0.0/8 is this machine), as a
+    /// different client would send it.
+    pub async fn post_from(&self, source: std::net::IpAddr, path: &str, body: Value) -> Reply {
+        let client = reqwest::Client::builder()
+            .local_address(source)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client");
+        self.send(
+            client
+                .post(format!("{}{path}", self.origin))
+                .body(body.to_string()),
+        )
+        .await
+    }
+
     pub fn raw(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http.request(method, format!("{}{path}", self.origin))
     }

@@ -62,8 +62,9 @@ use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetad
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement,
-    KeyType, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
+    KeyType, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
+    Update,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -72,7 +73,9 @@ use crate::domain::{
     ProviderLink, ProviderProfile, ProviderToken, SecretHash, Session, SessionId, SudoToken,
     UnixTime, User, UserId, Username, Verification, VerificationId, VerificationToken,
 };
-use crate::ports::{AccountChange, ChangeRejected, DependencyError, LimitDecision, Spend, Store};
+use crate::ports::{
+    AccountChange, ChangeRejected, CountDecision, DependencyError, LimitDecision, Spend, Store,
+};
 
 /// The hash key of the table.
 pub const PARTITION_KEY: &str = "pk";
@@ -1147,7 +1150,7 @@ impl Store for DynamoStore {
         limit: u32,
         window_secs: i64,
         now: UnixTime,
-    ) -> Result<LimitDecision, DependencyError> {
+    ) -> Result<CountDecision, DependencyError> {
         let remainder = now.checked_rem_euclid(window_secs).ok_or_else(|| {
             DependencyError("count_event: the window must not be zero".to_string())
         })?;
@@ -1169,10 +1172,21 @@ impl Store for DynamoStore {
             .expression_attribute_values(":end", n(window_end))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":limit", n(limit))
+            .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Ok(())),
+            Ok(output) => {
+                let count = output
+                    .attributes()
+                    .and_then(|a| a.get("count"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| {
+                        DependencyError("UpdateItem count event: no count came back".to_string())
+                    })?;
+                Ok(Ok(count))
+            }
             Err(err) if is_condition_failure(&err) => Ok(Err(window_end)),
             Err(err) => Err(sdk_error("UpdateItem count event", &err)),
         }

@@ -11,7 +11,9 @@ use crate::domain::{
     Address, LoginKey, ProviderToken, SecretHash, Session, SessionId, SudoToken, UnixTime, User,
     UserId, Verification, VerificationId, VerificationToken,
 };
-use crate::ports::{AccountChange, ChangeRejected, DependencyError, LimitDecision, Spend, Store};
+use crate::ports::{
+    AccountChange, ChangeRejected, CountDecision, DependencyError, LimitDecision, Spend, Store,
+};
 
 #[derive(Default)]
 struct State {
@@ -209,7 +211,7 @@ impl Store for MemoryStore {
         limit: u32,
         window_secs: i64,
         now: UnixTime,
-    ) -> Result<LimitDecision, DependencyError> {
+    ) -> Result<CountDecision, DependencyError> {
         let window_start = now - now.rem_euclid(window_secs);
         let mut state = self.state();
         let entry = state
@@ -223,7 +225,7 @@ impl Store for MemoryStore {
             return Ok(Err(window_start + window_secs));
         }
         entry.1 += 1;
-        Ok(Ok(()))
+        Ok(Ok(entry.1))
     }
 
     async fn put_verification(&self, verification: &Verification) -> Result<(), DependencyError> {

@@ -1,5 +1,6 @@
 //! The local server: every route of the table on one loopback port, through the same
-//! `handle` the Lambda functions use, plus `GET /_dev/outbox` when delivery is the outbox.
+//! `handle` the Lambda functions use, plus `GET /_dev/outbox` when delivery is the outbox and
+//! the OpenAPI document of the contract at `GET /auth/v1/openapi.json`.
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -19,6 +20,13 @@ use super::{handle, ClientIp, MAX_BODY_BYTES};
 use crate::adapters::outbox::Outbox;
 use crate::error::AuthError;
 use crate::ops::App;
+
+/// Where the local server serves the OpenAPI document. Not a route of the table: API Gateway
+/// does not serve it.
+pub const OPENAPI_PATH: &str = "/auth/v1/openapi.json";
+
+/// The OpenAPI 3.1 document of the whole contract, `docs/openapi.json`, built in.
+pub const OPENAPI_DOCUMENT: &str = include_str!("../../../docs/openapi.json");
 
 pub struct LocalServer {
     pub app: App,
@@ -93,6 +101,14 @@ async fn answer(
 ) -> http::Response<Full<Bytes>> {
     let (mut parts, incoming) = req.into_parts();
     parts.extensions.insert(ClientIp(peer.ip()));
+    if parts.method == http::Method::GET && parts.uri.path() == OPENAPI_PATH {
+        return http::Response::builder()
+            .status(StatusCode::OK)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header("access-control-allow-origin", "*")
+            .body(Full::new(Bytes::from_static(OPENAPI_DOCUMENT.as_bytes())))
+            .unwrap_or_default();
+    }
     if parts.method == http::Method::GET && parts.uri.path() == "/_dev/outbox" {
         if let Some(outbox) = &server.outbox {
             let body = serde_json::to_vec(&outbox.entries()).unwrap_or_else(|_| b"[]".to_vec());

@@ -355,7 +355,7 @@ async fn dispatch(
                 VerificationCode::parse(&required(b.verification_code, "verification_code")?)?;
             // An unknown id is the same answer as a wrong code: nothing to probe.
             let id = VerificationId::parse(&id).map_err(|_| AuthError::InvalidVerificationCode)?;
-            let grant = association::verify(app, id, code).await?;
+            let grant = association::verify(app, id, code, ctx.client_ip).await?;
             json(VerifyAnswer {
                 verification_token: grant.verification_token.expose().to_string(),
                 expires_in: grant.expires_in,
@@ -388,6 +388,7 @@ async fn dispatch(
                 provider,
                 &code,
                 b.provider_redirect_uri.as_deref(),
+                ctx.client_ip,
             )
             .await?;
             json(ProviderTokenAnswer {

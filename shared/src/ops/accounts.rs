@@ -8,7 +8,7 @@ use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountChange, ChangeRejected, Spend};
 
 use super::{
-    credentials, limit_key, purpose, start_session, within_limit, App, Credentials, Principal,
+    credentials, purpose, start_session, App, Credentials, PasswordThrottle, Principal,
     RefreshToken,
 };
 
@@ -160,20 +160,19 @@ pub(crate) fn taken(key: &LoginKey) -> AuthError {
 
 pub async fn sign_in(app: &App, login: LoginName, password: Password) -> AuthResult<Credentials> {
     let now = app.clock.now();
-    // Limited per login name whether or not an account has it, so the limit reveals nothing.
-    let key = limit_key(app, "password", &login.0.storage_key());
-    within_limit(
-        app.store
-            .count_event(&key, app.settings.password_attempts_per_hour, 3600, now)
-            .await?,
-        now,
-    )?;
-    let user = app.store.user_by_login(&login.0).await?;
+    // Throttled per login name whether or not an account has it, so the limit reveals nothing.
+    let throttle = PasswordThrottle::new(app, &login.0.storage_key());
+    let (allowed, user) = tokio::join!(throttle.check(app, now), app.store.user_by_login(&login.0));
+    allowed?;
+    let user = user?;
     let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
     let matched = app.passwords.verify(password, stored).await?;
     match user {
         Some(user) if matched => start_session(app, &user.id).await,
-        _ => Err(AuthError::InvalidUsernameOrPassword),
+        _ => {
+            throttle.record_failure(app, now).await?;
+            Err(AuthError::InvalidUsernameOrPassword)
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountChange, ChangeRejected, Message, Spend, SudoCheck};
 
 use super::accounts::taken;
-use super::{limit_key, purpose, within_limit, App, Principal};
+use super::{limit_key, purpose, within_ip_limit, within_limit, App, PasswordThrottle, Principal};
 
 /// How the caller re-authenticates for sudo.
 #[derive(Debug)]
@@ -38,19 +38,15 @@ pub async fn sudo(app: &App, principal: &Principal, proof: SudoProof) -> AuthRes
     };
     match proof {
         SudoProof::Password(password) => {
-            let key = limit_key(app, "password", &format!("user#{}", user.id.as_str()));
-            within_limit(
-                app.store
-                    .count_event(&key, app.settings.password_attempts_per_hour, 3600, now)
-                    .await?,
-                now,
-            )?;
             let Some(stored) = user.password_hash.as_deref() else {
                 return Err(AuthError::FailedPrecondition(
                     "the account has no password; use a verification_token instead",
                 ));
             };
+            let throttle = PasswordThrottle::new(app, &format!("user#{}", user.id.as_str()));
+            throttle.check(app, now).await?;
             if !app.passwords.verify(password, Some(stored)).await? {
+                throttle.record_failure(app, now).await?;
                 return Err(AuthError::InvalidPassword("the password is wrong"));
             }
             app.store.put_sudo_token(&record).await?;
@@ -219,14 +215,22 @@ pub async fn verify(
     app: &App,
     verification_id: VerificationId,
     code: VerificationCode,
+    client_ip: Option<IpAddr>,
 ) -> AuthResult<VerificationGrant> {
     let now = app.clock.now();
     let max_attempts = app.settings.code_max_attempts;
-    let verification = app
-        .store
-        .verification(&verification_id)
-        .await?
-        .ok_or(AuthError::InvalidVerificationCode)?;
+    let (allowed, verification) = tokio::join!(
+        within_ip_limit(
+            app,
+            "verify-ip",
+            client_ip,
+            app.settings.verify_attempts_per_ip_per_hour,
+            now
+        ),
+        app.store.verification(&verification_id),
+    );
+    allowed?;
+    let verification = verification?.ok_or(AuthError::InvalidVerificationCode)?;
     if verification.used || verification.attempts >= max_attempts || verification.expires_at <= now
     {
         return Err(AuthError::InvalidVerificationCode);

@@ -13,7 +13,7 @@ use crate::domain::{
     InvalidInput, SecretHasher, SecretToken, Session, SessionId, UnixTime, User, UserId,
 };
 use crate::error::{AuthError, AuthResult};
-use crate::ports::{Clock, Delivery, IdentityProvider, LimitDecision, Store};
+use crate::ports::{Clock, Delivery, IdentityProvider, Store};
 
 /// Everything an operation may use: settings, keys and the ports.
 pub struct App {
@@ -125,10 +125,73 @@ pub(crate) fn credentials(
 }
 
 /// Turns a limit's answer into `resource_exhausted` with the seconds left to wait.
-pub(crate) fn within_limit(decision: LimitDecision, now: UnixTime) -> AuthResult<()> {
+pub(crate) fn within_limit<T>(decision: Result<T, UnixTime>, now: UnixTime) -> AuthResult<T> {
     decision.map_err(|free_at| AuthError::ResourceExhausted {
         retry_after_secs: (free_at - now).max(1),
     })
+}
+
+/// Limits per client address, where the client address is known (API Gateway and the local
+/// server always know it).
+pub(crate) async fn within_ip_limit(
+    app: &App,
+    kind: &str,
+    client_ip: Option<std::net::IpAddr>,
+    per_hour: u32,
+    now: UnixTime,
+) -> AuthResult<()> {
+    if let Some(ip) = client_ip {
+        let key = limit_key(app, kind, &ip.to_string());
+        within_limit(app.store.count_event(&key, per_hour, 3600, now).await?, now)?;
+    }
+    Ok(())
+}
+
+/// Password guessing: a few failures are free, then each further failure locks the name for
+/// a delay that doubles (2 s, 4 s, 8 s, ...), up to `AUTH_PASSWORD_MAX_DELAY_SECS`. Failures
+/// count per clock hour.
+pub(crate) struct PasswordThrottle {
+    lock: String,
+    failures: String,
+}
+
+impl PasswordThrottle {
+    /// `subject` names what is guessed at: a sign-in name, or an account for sudo.
+    pub(crate) fn new(app: &App, subject: &str) -> Self {
+        Self {
+            lock: limit_key(app, "password-lock", subject),
+            failures: limit_key(app, "password-failures", subject),
+        }
+    }
+
+    /// Refuses while a delay from earlier failures runs.
+    pub(crate) async fn check(&self, app: &App, now: UnixTime) -> AuthResult<()> {
+        within_limit(app.store.acquire_cooldown(&self.lock, now, now).await?, now)
+    }
+
+    pub(crate) async fn record_failure(&self, app: &App, now: UnixTime) -> AuthResult<()> {
+        let settings = &app.settings;
+        let failures = app
+            .store
+            .count_event(&self.failures, u32::MAX, 3600, now)
+            .await?
+            .unwrap_or(u32::MAX);
+        if let Some(beyond) =
+            failures.checked_sub(settings.password_free_failures.saturating_add(1))
+        {
+            // Two seconds at least: with whole-second clocks a one-second lock could end
+            // before the next request arrives.
+            let delay = 2i64
+                .checked_shl(beyond.min(30))
+                .unwrap_or(i64::MAX)
+                .min(settings.password_max_delay_secs);
+            app.store
+                .acquire_cooldown(&self.lock, now + delay, now)
+                .await?
+                .ok();
+        }
+        Ok(())
+    }
 }
 
 /// Limit keys carry a hash of the address or account, never the address itself.

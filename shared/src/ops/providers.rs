@@ -8,7 +8,9 @@ use crate::error::{AuthError, AuthResult};
 use crate::ports::{ProviderError, Spend};
 
 use super::association::change_account;
-use super::{purpose, start_session, App, Credentials, Principal};
+use std::net::IpAddr;
+
+use super::{purpose, start_session, within_ip_limit, App, Credentials, Principal};
 
 #[derive(Debug)]
 pub struct ProviderGrant {
@@ -34,7 +36,10 @@ pub async fn grant_provider_token(
     provider: ProviderId,
     code: &str,
     redirect_uri: Option<&str>,
+    client_ip: Option<IpAddr>,
 ) -> AuthResult<ProviderGrant> {
+    let limit = app.settings.provider_grants_per_ip_per_hour;
+    within_ip_limit(app, "provider-grant-ip", client_ip, limit, app.clock.now()).await?;
     let (identity, profile) = app
         .identity_provider
         .exchange_code(provider, code, redirect_uri)
