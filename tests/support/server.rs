@@ -28,6 +28,7 @@ pub struct Server {
     pub table: String,
     http: reqwest::Client,
     output: Arc<Mutex<Vec<String>>>,
+    logs: Arc<Mutex<Vec<String>>>,
     _child: Child,
 }
 
@@ -160,10 +161,12 @@ impl Server {
                 lines.lock().unwrap().push(line);
             }
         });
-        let lines = Arc::clone(&output);
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (lines, log_lines) = (Arc::clone(&output), Arc::clone(&logs));
         tokio::spawn(async move {
             let mut reader = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = reader.next_line().await {
+                log_lines.lock().unwrap().push(line.clone());
                 lines.lock().unwrap().push(line);
             }
         });
@@ -183,8 +186,14 @@ impl Server {
                 .build()
                 .expect("HTTP client"),
             output,
+            logs,
             _child: child,
         }
+    }
+
+    /// The server's log (stderr) so far; stdout also carries the outbox.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
     }
 
     /// Everything the server printed so far (stdout and stderr).
