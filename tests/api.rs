@@ -43,6 +43,7 @@ on_both_backends!(
     a_retired_refresh_token_is_refused_and_ends_its_family,
     sign_in_refuses_wrong_passwords_and_unknown_accounts_alike,
     sign_up_refuses_a_taken_username,
+    sign_up_with_a_proven_email_spends_its_verification_token,
     bad_input_gets_4xx_in_the_error_shape_and_the_server_keeps_serving,
     access_tokens_that_are_expired_forged_or_unsigned_are_unauthenticated,
     every_answer_is_json_with_the_request_id_and_cors,
@@ -227,6 +228,46 @@ async fn sign_up_refuses_a_taken_username(backend: Backend) {
         )
         .await
         .assert_error(400, "invalid_password");
+}
+
+async fn sign_up_with_a_proven_email_spends_its_verification_token(backend: Backend) {
+    let server = start(backend).await;
+    let email = unique_email();
+    let token = server.verification_token("email", &email, &email).await;
+    let body = json!({"email": email, "verification_token": token, "password": "correct horse", "name": "Alice"});
+    let signup = server.post("/auth/v1/signup", body.clone()).await;
+    let sub = signup.text("sub");
+    let me = server
+        .call(
+            "GET",
+            "/auth/v1/user/me",
+            Some(&signup.text("access_token")),
+            None,
+        )
+        .await;
+    assert_eq!(me.assert_ok()["email"], email.as_str());
+    assert_eq!(me.body["name"], "Alice");
+    let signin = server
+        .post(
+            "/auth/v1/signin",
+            json!({"username": email, "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(signin.assert_ok()["sub"], sub.as_str());
+    server
+        .post("/auth/v1/signup", body)
+        .await
+        .assert_error(403, "permission_denied");
+    // A token proves only its own address.
+    let other = unique_email();
+    let token = server.verification_token("email", &other, &other).await;
+    server
+        .post(
+            "/auth/v1/signup",
+            json!({"email": unique_email(), "verification_token": token}),
+        )
+        .await
+        .assert_error(403, "permission_denied");
 }
 
 async fn bad_input_gets_4xx_in_the_error_shape_and_the_server_keeps_serving(backend: Backend) {
