@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use lambda_http::{service_fn, Request};
+use std::time::{Duration, SystemTime};
+
+use lambda_http::{service_fn, Request, RequestExt};
 use tokio::sync::OnceCell;
 
 use crate::bootstrap;
@@ -10,6 +12,16 @@ use crate::config::{Runtime, Settings};
 use crate::error::AuthError;
 use crate::http::routes::{Route, ROUTES};
 use crate::ops::App;
+
+/// Kept free at the end of an invocation to answer before Lambda's timeout does.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(300);
+
+/// Time until the invocation's deadline; a generous default where the runtime gives none.
+fn time_left(req: &Request) -> Duration {
+    req.lambda_context_ref()
+        .and_then(|ctx| ctx.deadline().duration_since(SystemTime::now()).ok())
+        .unwrap_or(Duration::from_secs(10))
+}
 
 /// Serves the routes of one function binary. Missing configuration ends the start with a
 /// sentence naming the variable. The app (AWS clients, secrets from SSM) is built on the first
@@ -34,9 +46,26 @@ pub async fn serve(function: &'static str) -> Result<(), lambda_http::Error> {
     lambda_http::run(service_fn(move |req: Request| {
         let (app, routes, settings) = (Arc::clone(&app), Arc::clone(&routes), settings.clone());
         async move {
-            let response = match app.get_or_try_init(|| bootstrap::build(settings)).await {
-                Ok(app) => super::handle(app, &routes, req).await,
-                Err(err) => super::refuse(&req, AuthError::Unavailable(err.to_string())),
+            // Answer in the contract's shape before Lambda's own timeout cuts the call off.
+            let budget = time_left(&req).saturating_sub(DEADLINE_MARGIN);
+            // The refusal needs only the request id, from the headers.
+            let headers = req.headers().clone();
+            let work = async {
+                match app.get_or_try_init(|| bootstrap::build(settings)).await {
+                    Ok(app) => super::handle(app, &routes, req).await,
+                    Err(err) => super::refuse(&req, AuthError::Unavailable(err.to_string())),
+                }
+            };
+            let response = match tokio::time::timeout(budget, work).await {
+                Ok(response) => response,
+                Err(_) => {
+                    let mut headers_only = Request::default();
+                    *headers_only.headers_mut() = headers;
+                    super::refuse(
+                        &headers_only,
+                        AuthError::Unavailable("the function's time budget ran out".into()),
+                    )
+                }
             };
             Ok::<_, std::convert::Infallible>(response)
         }

@@ -1,0 +1,1234 @@
+//! The SAM template (`template.yaml`) checked against the route table and the code: every route
+//! is deployed on the function that serves it, every function binary is deployed once, and each
+//! function's IAM role grants only what its operations use. Any drift fails here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_yaml::{Mapping, Value};
+use shared::http::routes::{functions, Operation, ROUTES};
+
+// ---------------------------------------------------------------------------------------------
+// What the code does, written down once (see shared/src/ops and shared/src/adapters/dynamodb.rs)
+
+/// One call the operations make on the `Store` port, as the DynamoDB adapter carries it out.
+/// A transaction (`TransactWriteItems`) is authorised as the actions of its parts: `Put` is
+/// `dynamodb:PutItem`, `Update` is `dynamodb:UpdateItem`, `Delete` is `dynamodb:DeleteItem`
+/// and `ConditionCheck` is `dynamodb:ConditionCheckItem`; there is no IAM action of its own.
+/// Every `apply` settles an unknown outcome by reading the account and the token (GetItem).
+#[derive(Clone, Copy, Debug)]
+enum StoreCall {
+    /// `user`: GetItem.
+    User,
+    /// `user_by_login`: GetItem of the login key, then of the account.
+    UserByLogin,
+    /// `apply` creating an account: Put of the user and of each login key, Update spending
+    /// the verification or provider token.
+    ApplyCreate,
+    /// `apply` adding a login key and spending a token (bind a provider).
+    ApplyAddAndSpend,
+    /// `apply` replacing a login key under a sudo token and spending a verification token
+    /// (bind an email or phone number): Put, Delete, ConditionCheck, Update.
+    ApplyReplaceWithSudoAndSpend,
+    /// `apply` dropping a login key (unbind a provider): Put of the user, Delete of the key.
+    ApplyRelease,
+    /// `create_session`: PutItem.
+    CreateSession,
+    /// `session`: GetItem.
+    Session,
+    /// `session_and_user`: BatchGetItem (every signed-in call).
+    SessionAndUser,
+    /// `rotate_refresh_token`: conditional UpdateItem (GetItem to settle a lost answer).
+    RotateRefreshToken,
+    /// `revoke_session`: UpdateItem (GetItem to settle a lost answer).
+    RevokeSession,
+    /// `acquire_cooldown`: conditional PutItem, GetItem of the holder when it is taken.
+    AcquireCooldown,
+    /// `count_event`: conditional UpdateItem.
+    CountEvent,
+    /// `put_verification`: PutItem.
+    PutVerification,
+    /// `verification`: GetItem.
+    Verification,
+    /// `record_wrong_code`: conditional UpdateItem.
+    RecordWrongCode,
+    /// `redeem_verification`: transaction of an Update and a Put (GetItem to settle).
+    RedeemVerification,
+    /// `verification_token`: GetItem.
+    VerificationToken,
+    /// `put_sudo_token`: PutItem.
+    PutSudoToken,
+    /// `exchange_for_sudo`: transaction of an Update and a Put (GetItem to settle).
+    ExchangeForSudo,
+    /// `put_provider_token`: PutItem.
+    PutProviderToken,
+    /// `provider_token`: GetItem.
+    ProviderToken,
+    /// `spend_provider_token`: conditional UpdateItem.
+    SpendProviderToken,
+}
+
+impl StoreCall {
+    fn actions(self) -> &'static [&'static str] {
+        use StoreCall::*;
+        // A write whose outcome stayed unknown after the SDK's retries (its answer lost) is
+        // settled with one consistent GetItem: transactions, rotation and revocation.
+        match self {
+            User | UserByLogin | Session | Verification | VerificationToken | ProviderToken => {
+                &["dynamodb:GetItem"]
+            }
+            ApplyCreate | ApplyAddAndSpend | RedeemVerification | ExchangeForSudo => &[
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:GetItem",
+            ],
+            ApplyReplaceWithSudoAndSpend => &[
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:GetItem",
+            ],
+            ApplyRelease => &[
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:GetItem",
+            ],
+            CreateSession | PutVerification | PutSudoToken | PutProviderToken => {
+                &["dynamodb:PutItem"]
+            }
+            SessionAndUser => &["dynamodb:BatchGetItem"],
+            RotateRefreshToken | RevokeSession => &["dynamodb:UpdateItem", "dynamodb:GetItem"],
+            CountEvent | RecordWrongCode | SpendProviderToken => &["dynamodb:UpdateItem"],
+            AcquireCooldown => &["dynamodb:PutItem", "dynamodb:GetItem"],
+        }
+    }
+}
+
+/// The store calls each operation can make (shared/src/ops): the signed-in caller is one
+/// `SessionAndUser`; a password check takes the delay lock (`AcquireCooldown`) and counts
+/// failures (`CountEvent`); a limit per client address is a `CountEvent`. A new operation
+/// does not compile until it is listed here.
+fn store_calls(operation: Operation) -> &'static [StoreCall] {
+    use StoreCall::*;
+    match operation {
+        Operation::SignUp => &[ProviderToken, ApplyCreate, CreateSession],
+        Operation::SignIn => &[AcquireCooldown, UserByLogin, CountEvent, CreateSession],
+        Operation::RefreshToken => &[Session, RotateRefreshToken, RevokeSession],
+        Operation::Revoke => &[Session, RevokeSession],
+        Operation::SignOut => &[SessionAndUser, Session, RevokeSession],
+        Operation::CurrentUser => &[SessionAndUser],
+        Operation::Sudo => &[
+            SessionAndUser,
+            AcquireCooldown,
+            CountEvent,
+            PutSudoToken,
+            VerificationToken,
+            ExchangeForSudo,
+        ],
+        Operation::SendVerification => &[
+            SessionAndUser,
+            CountEvent,
+            AcquireCooldown,
+            UserByLogin,
+            PutVerification,
+        ],
+        Operation::Verify => &[
+            CountEvent,
+            Verification,
+            RecordWrongCode,
+            RedeemVerification,
+        ],
+        Operation::BindContact => &[SessionAndUser, ApplyReplaceWithSudoAndSpend, User],
+        Operation::GrantProviderToken => &[CountEvent, PutProviderToken],
+        Operation::BindProvider => &[SessionAndUser, ProviderToken, ApplyAddAndSpend, User],
+        Operation::SignInWithProvider => &[
+            ProviderToken,
+            SpendProviderToken,
+            UserByLogin,
+            CreateSession,
+        ],
+        Operation::ListProviders => &[SessionAndUser],
+        Operation::UnbindProvider => &[SessionAndUser, ApplyRelease, User],
+    }
+}
+
+/// Operations that deliver a message: a code (SES or SNS), or a notice to the old address.
+fn delivers_messages(operation: Operation) -> bool {
+    matches!(
+        operation,
+        Operation::SendVerification | Operation::BindContact
+    )
+}
+
+/// Operations that hash or verify a password with Argon2id.
+fn hashes_passwords(operation: Operation) -> bool {
+    matches!(
+        operation,
+        Operation::SignUp | Operation::SignIn | Operation::Sudo
+    )
+}
+
+/// Operations that talk to WeChat with the app secret.
+fn calls_wechat(operation: Operation) -> bool {
+    matches!(operation, Operation::GrantProviderToken)
+}
+
+/// The CloudBase SDK gives up on a call after this many seconds.
+const SDK_DEADLINE_SECS: u64 = 10;
+
+// ---------------------------------------------------------------------------------------------
+// Reading the template
+
+/// The template with short-form intrinsics (`!Ref X`, `!GetAtt A.B`, `!Sub s`, `!If [...]`)
+/// turned into their long form (`{Ref: X}`, `{Fn::GetAtt: [A, B]}`, `{Fn::Sub: s}`, ...), so
+/// the checks see one shape whichever the template uses.
+fn template() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let value: Value =
+        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"));
+    long_form(value)
+}
+
+fn long_form(value: Value) -> Value {
+    match value {
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let inner = long_form(tagged.value);
+            let (key, inner) = match name {
+                "Ref" | "Condition" => (name.to_string(), inner),
+                "GetAtt" => match inner {
+                    Value::String(s) => {
+                        let (resource, attribute) = s.split_once('.').unwrap_or((&s, ""));
+                        (
+                            "Fn::GetAtt".to_string(),
+                            Value::Sequence(vec![resource.into(), attribute.into()]),
+                        )
+                    }
+                    other => ("Fn::GetAtt".to_string(), other),
+                },
+                other => (format!("Fn::{other}"), inner),
+            };
+            let mut map = Mapping::new();
+            map.insert(Value::String(key), inner);
+            Value::Mapping(map)
+        }
+        Value::Sequence(items) => Value::Sequence(items.into_iter().map(long_form).collect()),
+        Value::Mapping(map) => Value::Mapping(
+            map.into_iter()
+                .map(|(k, v)| (long_form(k), long_form(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn intrinsic(name: &str, value: impl Into<Value>) -> Value {
+    let mut map = Mapping::new();
+    map.insert(Value::String(name.to_string()), value.into());
+    Value::Mapping(map)
+}
+
+fn reference(logical_id: &str) -> Value {
+    intrinsic("Ref", logical_id)
+}
+
+fn get_att(logical_id: &str, attribute: &str) -> Value {
+    intrinsic(
+        "Fn::GetAtt",
+        Value::Sequence(vec![logical_id.into(), attribute.into()]),
+    )
+}
+
+fn sub(template: &str) -> Value {
+    intrinsic("Fn::Sub", template)
+}
+
+fn is_no_value(value: &Value) -> bool {
+    value == &reference("AWS::NoValue")
+}
+
+/// A value that may be one item or a list of them, as IAM allows.
+fn one_or_many(value: &Value) -> Vec<Value> {
+    match value {
+        Value::Sequence(items) => items.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => serde_yaml::to_string(other).unwrap_or_default(),
+    }
+}
+
+/// Every string inside a value, intrinsic arguments included.
+fn strings_in(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Sequence(items) => items.iter().for_each(|v| strings_in(v, out)),
+        Value::Mapping(map) => map.values().for_each(|v| strings_in(v, out)),
+        Value::Tagged(tagged) => strings_in(&tagged.value, out),
+        _ => {}
+    }
+}
+
+struct Template {
+    root: Value,
+}
+
+/// One `AWS::Serverless::Function`.
+struct Function<'a> {
+    logical_id: &'a str,
+    binary: String,
+    resource: &'a Value,
+}
+
+impl<'a> Function<'a> {
+    fn property(&self, name: &str) -> Option<&'a Value> {
+        self.resource.get("Properties").and_then(|p| p.get(name))
+    }
+}
+
+/// One IAM statement and where it was found.
+#[derive(Clone, Debug)]
+struct Statement {
+    place: String,
+    body: Value,
+}
+
+impl Statement {
+    fn actions(&self) -> Vec<String> {
+        one_or_many(self.body.get("Action").unwrap_or(&Value::Null))
+            .iter()
+            .map(text)
+            .collect()
+    }
+
+    fn resources(&self) -> Vec<Value> {
+        one_or_many(self.body.get("Resource").unwrap_or(&Value::Null))
+    }
+
+    fn allows(&self) -> bool {
+        self.body.get("Effect").and_then(Value::as_str) == Some("Allow")
+    }
+}
+
+impl Template {
+    fn load() -> Self {
+        Self { root: template() }
+    }
+
+    fn resources(&self) -> &Mapping {
+        self.root
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .expect("the template has Resources")
+    }
+
+    fn resource(&self, logical_id: &str) -> &Value {
+        self.resources()
+            .get(logical_id)
+            .unwrap_or_else(|| panic!("the template has no resource {logical_id}"))
+    }
+
+    fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+        self.resources()
+            .iter()
+            .filter(move |(_, resource)| resource.get("Type").and_then(Value::as_str) == Some(kind))
+            .map(|(id, resource)| (id.as_str().expect("logical ids are strings"), resource))
+    }
+
+    fn global_function_property(&self, name: &str) -> Option<&Value> {
+        self.root
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get(name))
+    }
+
+    fn functions(&self) -> Vec<Function<'_>> {
+        self.of_type("AWS::Serverless::Function")
+            .map(|(logical_id, resource)| {
+                let binary = resource
+                    .get("Metadata")
+                    .and_then(|m| m.get("BuildProperties"))
+                    .and_then(|p| p.get("Binary"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_else(|| {
+                        panic!("{logical_id} has no Metadata.BuildProperties.Binary")
+                    })
+                    .to_string();
+                Function {
+                    logical_id,
+                    binary,
+                    resource,
+                }
+            })
+            .collect()
+    }
+
+    /// A function property as deployed: the function's own value, else the Globals one.
+    fn effective<'a>(&'a self, function: &Function<'a>, name: &str) -> Option<&'a Value> {
+        function
+            .property(name)
+            .or_else(|| self.global_function_property(name))
+    }
+
+    /// The environment variables a function gets: Globals merged with its own.
+    fn environment(&self, function: &Function<'_>) -> BTreeMap<String, Value> {
+        let mut vars = BTreeMap::new();
+        for source in [
+            self.global_function_property("Environment"),
+            function.property("Environment"),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(map) = source.get("Variables").and_then(Value::as_mapping) {
+                for (k, v) in map {
+                    vars.insert(text(k), v.clone());
+                }
+            }
+        }
+        vars
+    }
+
+    /// The logical id of the role a function runs as (its `Role: !GetAtt X.Arn`).
+    fn role_of(&self, function: &Function<'_>) -> String {
+        let role = function.property("Role").unwrap_or_else(|| {
+            panic!(
+                "{} has no Role: give every function its own role",
+                function.logical_id
+            )
+        });
+        let target = role
+            .get("Fn::GetAtt")
+            .and_then(Value::as_sequence)
+            .filter(|parts| parts.get(1).and_then(Value::as_str) == Some("Arn"))
+            .and_then(|parts| parts.first())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{}: Role must be !GetAtt <Role>.Arn", function.logical_id));
+        assert_eq!(
+            self.resource(target).get("Type").and_then(Value::as_str),
+            Some("AWS::IAM::Role"),
+            "{} runs as {target}, which is not an AWS::IAM::Role of this template",
+            function.logical_id
+        );
+        target.to_string()
+    }
+
+    /// The statements of a role's inline policies, with `Fn::If` branches spread out.
+    fn role_statements(&self, role: &str) -> Vec<Statement> {
+        let mut out = Vec::new();
+        let policies = self
+            .resource(role)
+            .get("Properties")
+            .and_then(|p| p.get("Policies"))
+            .map(one_or_many)
+            .unwrap_or_default();
+        for policy in policies {
+            let name = policy.get("PolicyName").map(text).unwrap_or_default();
+            let document = policy.get("PolicyDocument").cloned().unwrap_or_default();
+            collect_statements(&format!("{role}/{name}"), &document, &mut out);
+        }
+        out
+    }
+
+    fn function_statements(&self, function: &Function<'_>) -> Vec<Statement> {
+        let mut statements = self.role_statements(&self.role_of(function));
+        // SAM policies on the function itself would be granted too.
+        if let Some(policies) = function.property("Policies") {
+            for (i, policy) in one_or_many(policies).iter().enumerate() {
+                let place = format!("{}/Policies[{i}]", function.logical_id);
+                match policy {
+                    Value::Mapping(map) if map.contains_key("Statement") => {
+                        collect_statements(&place, policy, &mut statements)
+                    }
+                    other => panic!(
+                        "{place}: SAM policy templates and managed policies grant more than a function needs; write statements ({other:?})"
+                    ),
+                }
+            }
+        }
+        statements
+    }
+
+    /// Every IAM statement of the template, wherever it is.
+    fn all_statements(&self) -> Vec<Statement> {
+        let mut out = Vec::new();
+        for (id, resource) in self.resources() {
+            let id = text(id);
+            let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
+            let properties = resource.get("Properties").cloned().unwrap_or_default();
+            match kind {
+                "AWS::IAM::Role" => out.extend(self.role_statements(&id)),
+                "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => {
+                    let document = properties
+                        .get("PolicyDocument")
+                        .cloned()
+                        .unwrap_or_default();
+                    collect_statements(&id, &document, &mut out);
+                }
+                "AWS::Serverless::Function" => {
+                    assert!(
+                        properties.get("Policies").is_none(),
+                        "{id}: put the function's permissions on its own role"
+                    );
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+fn collect_statements(place: &str, document: &Value, out: &mut Vec<Statement>) {
+    let statements = document
+        .get("Statement")
+        .map(one_or_many)
+        .unwrap_or_default();
+    for (i, statement) in statements.into_iter().enumerate() {
+        let place = format!("{place}#{i}");
+        if let Some(branches) = statement.get("Fn::If").and_then(Value::as_sequence) {
+            for branch in branches.iter().skip(1) {
+                if !is_no_value(branch) {
+                    out.push(Statement {
+                        place: place.clone(),
+                        body: branch.clone(),
+                    });
+                }
+            }
+        } else {
+            out.push(Statement {
+                place,
+                body: statement,
+            });
+        }
+    }
+}
+
+/// The operations each function binary serves, from the route table.
+fn operations_by_function() -> BTreeMap<&'static str, BTreeSet<String>> {
+    let mut map: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    for route in ROUTES {
+        map.entry(route.function)
+            .or_default()
+            .insert(format!("{:?}", route.operation));
+    }
+    map
+}
+
+fn operations_of(function: &str) -> Vec<Operation> {
+    ROUTES
+        .iter()
+        .filter(|r| r.function == function)
+        .map(|r| r.operation)
+        .collect()
+}
+
+/// The DynamoDB actions a function's operations need.
+fn needed_dynamodb_actions(function: &str) -> BTreeSet<String> {
+    operations_of(function)
+        .into_iter()
+        .flat_map(store_calls)
+        .flat_map(|call| call.actions())
+        .map(|a| a.to_string())
+        .collect()
+}
+
+fn granted_actions(statements: &[Statement], prefix: &str) -> BTreeSet<String> {
+    statements
+        .iter()
+        .filter(|s| s.allows())
+        .flat_map(Statement::actions)
+        .filter(|a| a.starts_with(prefix))
+        .collect()
+}
+
+fn grants(statements: &[Statement], action: &str) -> Vec<Statement> {
+    statements
+        .iter()
+        .filter(|s| s.allows() && s.actions().iter().any(|a| a == action))
+        .cloned()
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes and functions
+
+#[test]
+fn every_route_is_one_http_api_event_on_the_function_that_serves_it() {
+    let template = Template::load();
+    let mut events: Vec<(String, String, String)> = Vec::new();
+    for function in template.functions() {
+        let Some(map) = function.property("Events").and_then(Value::as_mapping) else {
+            continue;
+        };
+        for (name, event) in map {
+            assert_eq!(
+                event.get("Type").and_then(Value::as_str),
+                Some("HttpApi"),
+                "{}: event {} is not an HttpApi event",
+                function.logical_id,
+                text(name)
+            );
+            let properties = event.get("Properties").expect("event properties");
+            assert_eq!(
+                properties.get("ApiId"),
+                Some(&reference("AuthApi")),
+                "{}: event {} is not on the AuthApi HTTP API",
+                function.logical_id,
+                text(name)
+            );
+            let method = text(properties.get("Method").expect("event Method"));
+            let path = text(properties.get("Path").expect("event Path"));
+            events.push((method.to_uppercase(), path, function.binary.clone()));
+        }
+    }
+    for route in ROUTES {
+        let matching: Vec<_> = events
+            .iter()
+            .filter(|(method, path, _)| method == route.method && path == route.path)
+            .collect();
+        assert_eq!(
+            matching.len(),
+            1,
+            "{} {} must be exactly one HttpApi event, found {matching:?}",
+            route.method,
+            route.path
+        );
+        assert_eq!(
+            matching[0].2, route.function,
+            "{} {} is deployed on `{}`, but the route table serves it from `{}`",
+            route.method, route.path, matching[0].2, route.function
+        );
+    }
+    for (method, path, binary) in &events {
+        assert!(
+            ROUTES.iter().any(|r| r.method == method && r.path == path),
+            "`{binary}` has an event {method} {path} that the route table does not have"
+        );
+    }
+}
+
+#[test]
+fn the_template_deploys_exactly_the_function_binaries_of_the_route_table() {
+    let template = Template::load();
+    let deployed: Vec<String> = template.functions().into_iter().map(|f| f.binary).collect();
+    let unique: BTreeSet<&String> = deployed.iter().collect();
+    assert_eq!(
+        unique.len(),
+        deployed.len(),
+        "a binary is deployed twice: {deployed:?}"
+    );
+    let deployed: BTreeSet<String> = deployed.into_iter().collect();
+    let routed: BTreeSet<String> = functions().into_iter().map(str::to_string).collect();
+    assert_eq!(
+        deployed, routed,
+        "template functions (left) differ from the route table's functions (right)"
+    );
+}
+
+#[test]
+fn every_lambda_binary_of_the_functions_package_is_in_the_template_and_local_api_is_not() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/functions/Cargo.toml");
+    let manifest = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let mut binaries = BTreeSet::new();
+    let mut in_bin = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+            continue;
+        }
+        if in_bin {
+            if let Some(value) = line
+                .strip_prefix("name")
+                .map(str::trim_start)
+                .and_then(|rest| rest.strip_prefix('='))
+            {
+                binaries.insert(value.trim().trim_matches('"').to_string());
+            }
+        }
+    }
+    assert!(
+        binaries.contains("local-api"),
+        "functions/Cargo.toml no longer has the local-api binary: {binaries:?}"
+    );
+    binaries.remove("local-api");
+
+    let template = Template::load();
+    let deployed: BTreeSet<String> = template.functions().into_iter().map(|f| f.binary).collect();
+    assert!(
+        !deployed.contains("local-api"),
+        "local-api is the local server, not a Lambda function"
+    );
+    assert_eq!(
+        binaries, deployed,
+        "the [[bin]] targets of functions/Cargo.toml (left) differ from the template's functions (right)"
+    );
+}
+
+#[test]
+fn functions_are_rust_binaries_built_by_cargo_lambda_for_arm64() {
+    let template = Template::load();
+    for function in template.functions() {
+        let id = function.logical_id;
+        let metadata = function.resource.get("Metadata").expect("Metadata");
+        assert_eq!(
+            metadata.get("BuildMethod").and_then(Value::as_str),
+            Some("rust-cargolambda"),
+            "{id}: BuildMethod"
+        );
+        let code_uri = template.effective(&function, "CodeUri").map(text);
+        assert!(
+            matches!(
+                code_uri.as_deref(),
+                Some("functions" | "functions/" | "./functions" | "./functions/")
+            ),
+            "{id}: CodeUri must be the `functions` package directory, not {code_uri:?}"
+        );
+        let expect = |name: &str, want: Value| {
+            assert_eq!(
+                template.effective(&function, name),
+                Some(&want),
+                "{id}: {name}"
+            );
+        };
+        expect("Runtime", "provided.al2023".into());
+        expect("Handler", "bootstrap".into());
+        expect("Architectures", Value::Sequence(vec!["arm64".into()]));
+        assert!(
+            function.property("InlineCode").is_none() && function.property("ImageUri").is_none(),
+            "{id}: built from source only"
+        );
+    }
+}
+
+#[test]
+fn each_function_logs_json_to_its_own_log_group_with_a_retention() {
+    let template = Template::load();
+    for function in template.functions() {
+        let id = function.logical_id;
+        let binary = &function.binary;
+        assert_eq!(
+            function.property("FunctionName"),
+            Some(&sub(&format!("${{AWS::StackName}}-{binary}"))),
+            "{id}: FunctionName"
+        );
+        let format = function
+            .property("LoggingConfig")
+            .and_then(|c| c.get("LogFormat"))
+            .or_else(|| {
+                template
+                    .global_function_property("LoggingConfig")
+                    .and_then(|c| c.get("LogFormat"))
+            });
+        assert_eq!(
+            format.and_then(Value::as_str),
+            Some("JSON"),
+            "{id}: LogFormat"
+        );
+
+        let group_ref = function
+            .property("LoggingConfig")
+            .and_then(|c| c.get("LogGroup"))
+            .and_then(|g| g.get("Ref"))
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{id}: LoggingConfig.LogGroup must !Ref its log group"));
+        let group = template.resource(group_ref);
+        assert_eq!(
+            group.get("Type").and_then(Value::as_str),
+            Some("AWS::Logs::LogGroup"),
+            "{id}: {group_ref}"
+        );
+        let properties = group.get("Properties").expect("log group properties");
+        assert_eq!(
+            properties.get("LogGroupName"),
+            Some(&sub(&format!("/aws/lambda/${{AWS::StackName}}-{binary}"))),
+            "{id}: the log group is /aws/lambda/<function name>"
+        );
+        assert_eq!(
+            properties.get("RetentionInDays"),
+            Some(&reference("LogRetentionDays")),
+            "{id}: RetentionInDays"
+        );
+
+        let statements = template.function_statements(&function);
+        let log_writes = grants(&statements, "logs:PutLogEvents");
+        assert!(!log_writes.is_empty(), "{id}: cannot write its logs");
+        for statement in log_writes
+            .iter()
+            .chain(grants(&statements, "logs:CreateLogStream").iter())
+        {
+            assert_eq!(
+                statement.resources(),
+                vec![get_att(group_ref, "Arn")],
+                "{}: logs only into the function's own group",
+                statement.place
+            );
+        }
+        assert!(
+            grants(&statements, "logs:CreateLogGroup").is_empty(),
+            "{id}: the template creates the log group"
+        );
+    }
+}
+
+#[test]
+fn each_function_runs_as_a_role_of_its_own() {
+    let template = Template::load();
+    let mut seen = BTreeMap::new();
+    for function in template.functions() {
+        let role = template.role_of(&function);
+        if let Some(other) = seen.insert(role.clone(), function.binary.clone()) {
+            panic!("`{}` and `{other}` share the role {role}", function.binary);
+        }
+        let trust = template
+            .resource(&role)
+            .get("Properties")
+            .and_then(|p| p.get("AssumeRolePolicyDocument"))
+            .expect("AssumeRolePolicyDocument");
+        let mut principals = Vec::new();
+        strings_in(trust, &mut principals);
+        assert!(
+            principals.iter().any(|s| s == "lambda.amazonaws.com"),
+            "{role} is not assumable by Lambda"
+        );
+        let managed = template
+            .resource(&role)
+            .get("Properties")
+            .and_then(|p| p.get("ManagedPolicyArns"));
+        assert!(
+            managed.is_none(),
+            "{role}: managed policies grant more than the function needs"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Least privilege
+
+#[test]
+fn no_iam_statement_grants_a_wildcard_action() {
+    let template = Template::load();
+    let statements = template.all_statements();
+    assert!(!statements.is_empty());
+    for statement in statements {
+        assert!(
+            statement.body.get("NotAction").is_none()
+                && statement.body.get("NotResource").is_none(),
+            "{}: NotAction/NotResource grant everything else",
+            statement.place
+        );
+        let actions = statement.actions();
+        assert!(!actions.is_empty(), "{}: no Action", statement.place);
+        for action in actions {
+            assert!(
+                !action.contains('*') && !action.contains('?') && action.contains(':'),
+                "{}: `{action}` is a wildcard action",
+                statement.place
+            );
+        }
+    }
+}
+
+#[test]
+fn no_iam_statement_grants_a_wildcard_resource_except_publishing_sms() {
+    let template = Template::load();
+    for statement in template.all_statements() {
+        let resources = statement.resources();
+        assert!(!resources.is_empty(), "{}: no Resource", statement.place);
+        for resource in resources {
+            if resource == Value::String("*".into()) {
+                // Publishing an SMS to a phone number has no resource ARN: IAM can only
+                // grant it on "*". That, alone in its statement, is the one exception.
+                assert_eq!(
+                    statement.actions(),
+                    vec!["sns:Publish".to_string()],
+                    "{}: only sns:Publish (SMS) may have Resource \"*\"",
+                    statement.place
+                );
+                assert!(statement.allows());
+                continue;
+            }
+            let mut strings = Vec::new();
+            strings_in(&resource, &mut strings);
+            for s in strings {
+                assert!(
+                    !s.contains('*'),
+                    "{}: resource `{s}` contains a wildcard",
+                    statement.place
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn dynamodb_grants_never_exceed_what_the_functions_operations_call() {
+    let template = Template::load();
+    for function in template.functions() {
+        let granted = granted_actions(&template.function_statements(&function), "dynamodb:");
+        let allowed = needed_dynamodb_actions(&function.binary);
+        let extra: Vec<_> = granted.difference(&allowed).collect();
+        assert!(
+            extra.is_empty(),
+            "`{}` ({:?}) is granted {extra:?}, which none of its operations call",
+            function.binary,
+            operations_by_function().get(function.binary.as_str())
+        );
+    }
+}
+
+#[test]
+fn every_function_may_make_the_dynamodb_calls_of_its_operations() {
+    let template = Template::load();
+    for function in template.functions() {
+        let granted = granted_actions(&template.function_statements(&function), "dynamodb:");
+        let needed = needed_dynamodb_actions(&function.binary);
+        let missing: Vec<_> = needed.difference(&granted).collect();
+        assert!(
+            missing.is_empty(),
+            "`{}` ({:?}) lacks {missing:?}: its calls would be denied",
+            function.binary,
+            operations_by_function().get(function.binary.as_str())
+        );
+    }
+}
+
+#[test]
+fn dynamodb_grants_name_only_the_table() {
+    let template = Template::load();
+    for statement in template.all_statements() {
+        if statement
+            .actions()
+            .iter()
+            .any(|a| a.starts_with("dynamodb:"))
+        {
+            assert!(
+                statement
+                    .actions()
+                    .iter()
+                    .all(|a| a.starts_with("dynamodb:")),
+                "{}: keep DynamoDB grants in their own statement",
+                statement.place
+            );
+            assert_eq!(
+                statement.resources(),
+                vec![get_att("AuthTable", "Arn")],
+                "{}: DynamoDB grants name exactly the table",
+                statement.place
+            );
+        }
+    }
+}
+
+#[test]
+fn only_functions_that_deliver_messages_may_send_email_and_sms() {
+    let template = Template::load();
+    for function in template.functions() {
+        let statements = template.function_statements(&function);
+        let delivers = operations_of(&function.binary)
+            .into_iter()
+            .any(delivers_messages);
+        let ses = granted_actions(&statements, "ses:");
+        let sns = granted_actions(&statements, "sns:");
+        if delivers {
+            assert_eq!(
+                ses,
+                BTreeSet::from(["ses:SendEmail".to_string()]),
+                "`{}` sends email through SES v2 SendEmail",
+                function.binary
+            );
+            assert_eq!(
+                sns,
+                BTreeSet::from(["sns:Publish".to_string()]),
+                "`{}` sends SMS through SNS Publish",
+                function.binary
+            );
+            for statement in grants(&statements, "ses:SendEmail") {
+                let mut strings = Vec::new();
+                strings_in(&statement.body["Resource"], &mut strings);
+                assert!(
+                    strings.iter().any(|s| s.starts_with(
+                        "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
+                    )),
+                    "{}: SendEmail is granted on the configured SES identity only",
+                    statement.place
+                );
+            }
+        } else {
+            assert!(
+                ses.is_empty() && sns.is_empty(),
+                "`{}` delivers no message but is granted {ses:?} {sns:?}",
+                function.binary
+            );
+        }
+    }
+}
+
+#[test]
+fn secrets_reach_the_functions_only_as_ssm_parameter_names() {
+    let template = Template::load();
+    let jwt_arn = sub(
+        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${JwtPrivateKeyParameterName}",
+    );
+    let wx_arn = sub(
+        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WxOpenAppSecretParameterName}",
+    );
+    for function in template.functions() {
+        let binary = function.binary.as_str();
+        let env = template.environment(&function);
+        for name in env.keys() {
+            let secretish = ["SECRET", "PRIVATE_KEY", "PASSWORD", "TOKEN"]
+                .iter()
+                .any(|word| name.contains(word));
+            assert!(
+                !secretish || name.ends_with("_PARAMETER"),
+                "`{binary}`: {name} looks like a secret in plain text; pass an SSM parameter name"
+            );
+        }
+        assert_eq!(
+            env.get("AUTH_JWT_PRIVATE_KEY_PARAMETER"),
+            Some(&reference("JwtPrivateKeyParameterName")),
+            "`{binary}` signs or verifies tokens and needs the JWT key"
+        );
+        for var in [
+            "AUTH_TABLE_NAME",
+            "AUTH_EMAIL_FROM",
+            "AUTH_DEFAULT_COUNTRY_CODE",
+        ] {
+            assert!(env.contains_key(var), "`{binary}` needs {var} to start");
+        }
+
+        let statements = template.function_statements(&function);
+        assert_eq!(
+            granted_actions(&statements, "ssm:"),
+            BTreeSet::from(["ssm:GetParameter".to_string()]),
+            "`{binary}`: Parameter Store is only read, one named parameter at a time"
+        );
+        let mut parameters: Vec<Value> = grants(&statements, "ssm:GetParameter")
+            .iter()
+            .flat_map(Statement::resources)
+            .collect();
+        parameters.sort_by_key(text);
+
+        let uses_wechat = operations_of(binary).into_iter().any(calls_wechat);
+        let mut want = vec![jwt_arn.clone()];
+        if uses_wechat {
+            want.push(wx_arn.clone());
+        }
+        want.sort_by_key(text);
+        assert_eq!(parameters, want, "`{binary}`: the parameters it may read");
+        for var in [
+            "AUTH_WX_OPEN_APP_SECRET_PARAMETER",
+            "AUTH_WECHAT_API_BASE",
+            "AUTH_WX_OPEN_APP_ID",
+        ] {
+            assert_eq!(
+                env.contains_key(var),
+                uses_wechat,
+                "`{binary}`: {var} belongs to the functions that call WeChat"
+            );
+        }
+        for statement in grants(&statements, "kms:Decrypt") {
+            assert_eq!(
+                statement.resources(),
+                vec![reference("SecretsKmsKeyArn")],
+                "{}: kms:Decrypt only on the configured key",
+                statement.place
+            );
+            let mut strings = Vec::new();
+            strings_in(&statement.body["Condition"], &mut strings);
+            assert!(
+                strings.iter().any(|s| s.starts_with("ssm.")),
+                "{}: kms:Decrypt only through Parameter Store",
+                statement.place
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sizing, the table, the API
+
+#[test]
+fn timeouts_end_before_the_sdk_gives_up_and_password_hashing_gets_cpu() {
+    let template = Template::load();
+    for function in template.functions() {
+        let binary = &function.binary;
+        let timeout = template
+            .effective(&function, "Timeout")
+            .and_then(Value::as_u64)
+            .unwrap_or(3);
+        assert!(
+            (1..SDK_DEADLINE_SECS).contains(&timeout),
+            "`{binary}`: Timeout {timeout} s must end before the SDK's {SDK_DEADLINE_SECS} s"
+        );
+        let memory = template
+            .effective(&function, "MemorySize")
+            .and_then(Value::as_u64)
+            .unwrap_or(128);
+        if operations_of(binary).into_iter().any(hashes_passwords) {
+            assert!(
+                memory >= 1024,
+                "`{binary}` hashes passwords (Argon2id): give it CPU, at least 1024 MB, not {memory}"
+            );
+        }
+        assert!(
+            (256..=3008).contains(&memory),
+            "`{binary}`: MemorySize {memory}"
+        );
+    }
+}
+
+#[test]
+fn the_table_is_one_key_with_ttl_and_keeps_its_data() {
+    let template = Template::load();
+    let tables: Vec<_> = template.of_type("AWS::DynamoDB::Table").collect();
+    assert_eq!(tables.len(), 1, "one table");
+    let (id, table) = tables[0];
+    assert_eq!(id, "AuthTable");
+    assert_eq!(table["DeletionPolicy"], Value::from("Retain"));
+    assert_eq!(table["UpdateReplacePolicy"], Value::from("Retain"));
+    let p = &table["Properties"];
+    assert_eq!(p["BillingMode"], Value::from("PAY_PER_REQUEST"));
+    let key: serde_yaml::Value =
+        serde_yaml::from_str("[{AttributeName: pk, KeyType: HASH}]").unwrap();
+    assert_eq!(p["KeySchema"], key, "hash key pk, no sort key");
+    let attributes: Value =
+        serde_yaml::from_str("[{AttributeName: pk, AttributeType: S}]").unwrap();
+    assert_eq!(p["AttributeDefinitions"], attributes);
+    assert!(p.get("GlobalSecondaryIndexes").is_none() && p.get("LocalSecondaryIndexes").is_none());
+    assert_eq!(
+        p["TimeToLiveSpecification"],
+        serde_yaml::from_str::<Value>("{AttributeName: expires_at, Enabled: true}").unwrap()
+    );
+    assert_eq!(
+        p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        Value::Bool(true)
+    );
+    assert_eq!(p["DeletionProtectionEnabled"], Value::Bool(true));
+    assert_eq!(p["SSESpecification"]["SSEEnabled"], Value::Bool(true));
+    assert!(
+        p.get("TableName").is_none(),
+        "let CloudFormation name it, per stack"
+    );
+}
+
+#[test]
+fn the_http_api_allows_the_headers_and_methods_the_sdk_sends() {
+    let template = Template::load();
+    let apis: Vec<_> = template.of_type("AWS::Serverless::HttpApi").collect();
+    assert_eq!(apis.len(), 1);
+    assert_eq!(apis[0].0, "AuthApi");
+    let cors = &apis[0].1["Properties"]["CorsConfiguration"];
+    let list = |v: &Value| -> BTreeSet<String> {
+        one_or_many(v)
+            .iter()
+            .map(|s| text(s).to_lowercase())
+            .collect()
+    };
+    let set =
+        |items: &[&str]| -> BTreeSet<String> { items.iter().map(|s| s.to_string()).collect() };
+    assert_eq!(
+        list(&cors["AllowHeaders"]),
+        set(&[
+            "authorization",
+            "content-type",
+            "x-request-id",
+            "x-device-id",
+            "x-sdk-version",
+            "accept-language",
+            "x-captcha-token"
+        ])
+    );
+    assert_eq!(
+        list(&cors["AllowMethods"]),
+        set(&["get", "post", "patch", "delete", "options"])
+    );
+    assert_eq!(
+        list(&cors["ExposeHeaders"]),
+        set(&["x-request-id", "retry-after"])
+    );
+    assert!(!list(&cors["AllowOrigins"]).is_empty());
+    let used: BTreeSet<String> = ROUTES.iter().map(|r| r.method.to_lowercase()).collect();
+    assert!(used.is_subset(&list(&cors["AllowMethods"])));
+}
+
+#[test]
+fn the_template_takes_its_settings_as_parameters_and_outputs_the_api_and_table() {
+    let template = Template::load();
+    let parameters = template.root["Parameters"]
+        .as_mapping()
+        .expect("Parameters");
+    let default = |name: &str| {
+        parameters
+            .get(name)
+            .and_then(|p| p.get("Default"))
+            .map(text)
+    };
+    for name in [
+        "SenderEmail",
+        "SesIdentity",
+        "DefaultCountryCode",
+        "WxOpenAppId",
+        "JwtPrivateKeyParameterName",
+        "WxOpenAppSecretParameterName",
+        "LogRetentionDays",
+    ] {
+        assert!(parameters.contains_key(name), "parameter {name}");
+    }
+    assert_eq!(default("DefaultCountryCode").as_deref(), Some("86"));
+    assert_eq!(
+        default("WxOpenAppId").as_deref(),
+        Some(""),
+        "WeChat is off unless configured"
+    );
+    assert_eq!(default("WxOpenAppSecretParameterName").as_deref(), Some(""));
+    let outputs = template.root["Outputs"].as_mapping().expect("Outputs");
+    assert!(outputs.contains_key("ApiUrl") && outputs.contains_key("TableName"));
+}
+
+/// `cargo lambda watch` routes by the table in `functions/Cargo.toml`: it must be the route
+/// table, row for row.
+#[test]
+fn the_cargo_lambda_router_serves_exactly_the_route_table() {
+    let manifest: toml::Value = toml::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/functions/Cargo.toml"))
+            .expect("functions/Cargo.toml is readable"),
+    )
+    .expect("functions/Cargo.toml is TOML");
+    let router = manifest["package"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table()
+        .expect("functions/Cargo.toml has [package.metadata.lambda.watch.router]");
+    let mut served = BTreeSet::new();
+    for (path, entries) in router {
+        for entry in entries
+            .as_array()
+            .expect("each router path lists its methods")
+        {
+            served.insert((
+                entry["method"].as_str().expect("method").to_string(),
+                path.clone(),
+                entry["function"].as_str().expect("function").to_string(),
+            ));
+        }
+    }
+    let expected: BTreeSet<_> = ROUTES
+        .iter()
+        .map(|r| {
+            (
+                r.method.to_string(),
+                r.path.to_string(),
+                r.function.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(served, expected, "the router and ROUTES differ");
+}
