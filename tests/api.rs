@@ -497,6 +497,9 @@ async fn every_answer_is_json_with_the_request_id_and_cors(backend: Backend) {
         .to_str()
         .unwrap()
         .starts_with("application/json"));
+    let wrong_method = server.call("GET", "/auth/v1/signin", None, None).await;
+    wrong_method.assert_error(405, "invalid_argument");
+    assert_eq!(wrong_method.headers["allow"], "POST");
 }
 
 async fn bind_email_follows_the_seed_flow_and_signs_in_to_the_same_account(backend: Backend) {

@@ -143,6 +143,7 @@ impl Settings {
         }
         let default_country_code = env.text("AUTH_DEFAULT_COUNTRY_CODE").unwrap_or("86".into());
         if default_country_code.is_empty()
+            || default_country_code.starts_with('0')
             || default_country_code.len() > 3
             || !default_country_code.bytes().all(|b| b.is_ascii_digit())
         {
@@ -203,6 +204,12 @@ impl Settings {
                 .to_string(),
             wechat_timeout_ms: env.positive("AUTH_WECHAT_TIMEOUT_MS", 3000)?,
         };
+        // The SDK refreshes 30 s before expiry; shorter lives are for local tests only.
+        if settings.runtime == Runtime::Lambda && settings.access_token_ttl_secs < 60 {
+            return Err(ConfigError(
+                "AUTH_ACCESS_TOKEN_TTL_SECS must be at least 60: the SDK refreshes 30 s before expiry".into(),
+            ));
+        }
         if settings.runtime == Runtime::Lambda && settings.jwt_private_key.is_none() {
             return Err(ConfigError(
                 "AUTH_JWT_PRIVATE_KEY_PARAMETER is not set: name the SSM SecureString holding the PKCS#8 PEM of the Ed25519 key that signs access tokens".into(),

@@ -100,11 +100,12 @@ impl PhoneNumber {
                 .map(|(cc, _)| cc)
                 .filter(|cc| !cc.is_empty() && cc.chars().all(|c| c.is_ascii_digit()));
             let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
-            let cc_len = match explicit {
-                Some(cc) if cc.len() <= 3 => cc.len(),
-                Some(_) => return Err(invalid()),
-                None => Self::country_code_len(&digits),
-            };
+            // Country codes are prefix-free: the digits alone decide where the code ends, and
+            // a space the caller put elsewhere names no country.
+            let cc_len = Self::country_code_len(&digits);
+            if explicit.is_some_and(|cc| cc.len() != cc_len) {
+                return Err(invalid());
+            }
             if digits.len() <= cc_len {
                 return Err(invalid());
             }
@@ -284,6 +285,12 @@ mod tests {
             PhoneNumber::parse("+3531234567", "86").unwrap().display(),
             "+353 1234567"
         );
+    }
+
+    #[test]
+    fn a_country_code_that_does_not_exist_is_rejected() {
+        assert!(PhoneNumber::parse("+12 3456789", "86").is_err());
+        assert!(PhoneNumber::parse("+1 2345678901", "86").is_ok());
     }
 
     #[test]

@@ -88,7 +88,14 @@ pub async fn handle(app: &App, routes: &[Route], req: Request) -> Response<Body>
             let span = tracing::info_span!("request", request_id = %ctx.request_id, ?operation);
             tracing::Instrument::instrument(dispatch(app, operation, param, &req, &ctx), span).await
         }
-        Match::WrongMethod => Err(AuthError::MethodNotAllowed),
+        Match::WrongMethod => {
+            let allowed = routes::methods_of(routes, req.uri().path()).join(", ");
+            let mut response = error_response(&ctx, AuthError::MethodNotAllowed);
+            if let Ok(value) = HeaderValue::from_str(&allowed) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            return response;
+        }
         Match::None => Err(AuthError::NotFound("no such endpoint")),
     };
     match outcome {
@@ -182,6 +189,12 @@ fn body<T: DeserializeOwned>(req: &Request) -> AuthResult<T> {
     } else {
         bytes
     };
+    // serde reads a struct from a JSON array too, field by field: only objects are bodies.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AuthError::InvalidArgument(
+            "the body is not a JSON object".into(),
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         let why = if e.is_data() {
             format!("a field has the wrong type: {e}")

@@ -153,6 +153,22 @@ pub fn find<'a>(
     }
 }
 
+/// The methods the table serves on a path, for the `Allow` header of a 405.
+pub fn methods_of<'a>(
+    routes: impl IntoIterator<Item = &'a Route>,
+    path: &str,
+) -> Vec<&'static str> {
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    routes
+        .into_iter()
+        .filter(|route| match_path(route.path, path).is_some())
+        .map(|route| route.method)
+        .collect()
+}
+
 fn match_path(pattern: &str, path: &str) -> Option<Option<String>> {
     let mut pattern_parts = pattern.split('/');
     let mut path_parts = path.split('/');
