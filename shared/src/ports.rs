@@ -100,6 +100,9 @@ pub trait Store: Send + Sync {
         until: UnixTime,
         now: UnixTime,
     ) -> Result<LimitDecision, DependencyError>;
+    /// Ends the cooldown `acquire_cooldown` granted until `until`, if it still stands: the
+    /// event it was taken for did not happen after all.
+    async fn release_cooldown(&self, key: &str, until: UnixTime) -> Result<(), DependencyError>;
     /// Allows `limit` events per key in each fixed window of `window_secs`.
     async fn count_event(
         &self,

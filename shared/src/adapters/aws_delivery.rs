@@ -1,6 +1,16 @@
 //! Delivery through Amazon SES v2 (email) and Amazon SNS (SMS, transactional).
+//!
+//! Throttling (`TooManyRequestsException`, `Throttling`), 5xx answers, timeouts and dropped
+//! connections are retried by the SDK client within the call budget set in `bootstrap.rs`;
+//! whatever still fails, including a rejection, is a `DependencyError`: the operation answers
+//! `unavailable` and, for a code, stores nothing (it sends first, then stores). A retry after
+//! a lost answer may deliver the same message twice, which for a code is harmless: both
+//! carry the same code.
+
+use std::fmt::Debug;
 
 use async_trait::async_trait;
+use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message as SesMessage};
 use aws_sdk_sns::types::MessageAttributeValue;
 
@@ -17,6 +27,22 @@ impl AwsDelivery {
     pub fn new(ses: aws_sdk_sesv2::Client, sns: aws_sdk_sns::Client, from: String) -> Self {
         Self { ses, sns, from }
     }
+}
+
+/// A log-safe description of a failed send: the service's error code, never its message,
+/// which may quote the recipient (`MessageRejected: Email address is not verified ...`).
+fn send_failed<E, R>(call: &str, to: &str, err: &SdkError<E, R>) -> DependencyError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: Debug,
+{
+    let detail = match err {
+        SdkError::ServiceError(_) => err.code().unwrap_or("unknown error").to_string(),
+        SdkError::TimeoutError(_) => "timed out".to_string(),
+        SdkError::ResponseError(_) => "the answer could not be read".to_string(),
+        _ => DisplayErrorContext(err).to_string(),
+    };
+    DependencyError(format!("{call} to {to} failed: {detail}"))
 }
 
 fn text(data: &str) -> Result<Content, DependencyError> {
@@ -47,13 +73,7 @@ impl Delivery for AwsDelivery {
                     .content(content)
                     .send()
                     .await
-                    .map_err(|e| {
-                        DependencyError(format!(
-                            "SES SendEmail to {} failed: {}",
-                            email.masked(),
-                            aws_sdk_sesv2::error::DisplayErrorContext(&e)
-                        ))
-                    })?;
+                    .map_err(|e| send_failed("SES SendEmail", &email.masked().to_string(), &e))?;
             }
             Address::Phone(phone) => {
                 let sms_type = MessageAttributeValue::builder()
@@ -68,13 +88,7 @@ impl Delivery for AwsDelivery {
                     .message_attributes("AWS.SNS.SMS.SMSType", sms_type)
                     .send()
                     .await
-                    .map_err(|e| {
-                        DependencyError(format!(
-                            "SNS Publish to {} failed: {}",
-                            phone.masked(),
-                            aws_sdk_sns::error::DisplayErrorContext(&e)
-                        ))
-                    })?;
+                    .map_err(|e| send_failed("SNS Publish", &phone.masked().to_string(), &e))?;
             }
         }
         Ok(())

@@ -16,7 +16,7 @@
 //! | `VTOKEN#<hash hex>`               | `address_kind`, `address`, `used`, `expires_at` (verification token) |
 //! | `SUDO#<hash hex>`                 | `user_id`, `session_id`, `expires_at`                           |
 //! | `PTOKEN#<hash hex>`               | `provider`, `subject`, `name`?, `picture`?, `used`, `expires_at` (provider token) |
-//! | `COOLDOWN#<key>`                  | `expires_at` (busy until)                                       |
+//! | `COOLDOWN#<key>`                  | `expires_at` (busy until), `holder` (random, one per acquisition) |
 //! | `COUNT#<key>#<window start>`      | `count`, `expires_at` (window end)                              |
 //!
 //! Secrets are only ever stored as keyed hashes (`SecretHash`), in hex.
@@ -43,6 +43,30 @@
 //!
 //! Transactions cancelled only by conflicts with concurrent transactions or throttling are
 //! retried a few times; condition failures are answers, never retried.
+//!
+//! # Failures and retries
+//!
+//! The SDK client retries throttling, 5xx answers, timeouts and dropped connections itself
+//! (standard mode; attempts and timeouts are set in `bootstrap.rs`), so a write may reach the
+//! table more than once, or take effect although its answer never arrived. Every write is
+//! therefore either idempotent or settles the ambiguity:
+//!
+//! * plain `PutItem`s (sessions, verifications, tokens) and the revocation write the same thing
+//!   again (a revocation whose every attempt failed reads the session back: revoked is done);
+//! * `acquire_cooldown` writes a random `holder` and its condition also accepts its own holder
+//!   (when every attempt failed, it reads the holder back);
+//! * `rotate_refresh_token` also accepts a session that already holds the new hash, which only
+//!   this call knows (when every attempt failed, it reads the session back);
+//! * `TransactWriteItems` carries the SDK's idempotency token (`ClientRequestToken`), which is
+//!   the same for every attempt of one call. When a transaction still fails (its condition
+//!   fails on a retry, or every attempt failed), one consistent read tells whether an earlier
+//!   attempt committed it: for `apply` the user item is exactly the `after` state and the token
+//!   is spent; for `redeem_verification` and `exchange_for_sudo` the token the call earns (a
+//!   fresh secret) exists. Only then does the call report success, so an `unavailable` answer
+//!   means nothing was written.
+//!
+//! Counters (`count_event`, `record_wrong_code`) are not idempotent: a retried increment may
+//! count twice, which errs on the side of the limit.
 //!
 //! # Permissions
 //!
@@ -661,6 +685,94 @@ impl DynamoStore {
             .map_err(|err| sdk_error(op, &err))
     }
 
+    /// How long a read that settles an ambiguous write may take: two attempts (it matters: it
+    /// tells a refresh token rotated from one that was not), well short of a whole call.
+    fn settle_budget(&self) -> Duration {
+        self.client
+            .config()
+            .timeout_config()
+            .and_then(|timeouts| timeouts.operation_attempt_timeout())
+            .unwrap_or(Duration::from_secs(1))
+            .saturating_mul(2)
+    }
+
+    /// Reads an item to learn whether a write whose outcome is unknown took effect; `None`
+    /// when that read fails too.
+    async fn settle(&self, pk: String) -> Option<Option<Item>> {
+        match tokio::time::timeout(self.settle_budget(), self.get("GetItem settle", pk)).await {
+            Ok(Ok(item)) => Some(item),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "the outcome of a DynamoDB write could not be read");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("reading the outcome of a DynamoDB write timed out");
+                None
+            }
+        }
+    }
+
+    /// Whether an item exists, for a write whose outcome is unknown; `None` when unknown still.
+    async fn settled_exists(&self, pk: String) -> Option<bool> {
+        self.settle(pk).await.map(|item| item.is_some())
+    }
+
+    /// Whether `change` is in the table: the user item is exactly its `after` state and the
+    /// token it spends is spent. `None` when that cannot be read.
+    async fn change_landed(&self, change: &AccountChange) -> Option<bool> {
+        let Some(item) = self.settle(user_pk(&change.after.id)).await? else {
+            return Some(false);
+        };
+        let Ok(stored) = user_from(&item) else {
+            return Some(false);
+        };
+        if user_item(&stored) != user_item(&change.after) {
+            return Some(false);
+        }
+        let token_pk = match &change.spend {
+            None => return Some(true),
+            Some(Spend::Verification { hash, .. }) => verification_token_pk(hash),
+            Some(Spend::Provider { hash, .. }) => provider_token_pk(hash),
+        };
+        let token = self.settle(token_pk).await?;
+        Some(
+            token
+                .as_ref()
+                .and_then(|item| Record::new(item, "token").bool("used").ok())
+                == Some(true),
+        )
+    }
+
+    /// The answer of a transaction that spends something (its first item) and stores the fresh
+    /// token `earned` it earns: true when it committed, false when the spend's condition
+    /// failed. A failed condition or a failed call is checked against `earned`: an earlier
+    /// attempt whose answer was lost may have committed it.
+    async fn settle_spend(
+        &self,
+        op: &str,
+        outcome: Result<Result<(), Vec<String>>, DependencyError>,
+        earned: String,
+    ) -> Result<bool, DependencyError> {
+        match outcome {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(codes)) if codes.first().map(String::as_str) == Some(CONDITION_FAILED) => {
+                self.settled_exists(earned).await.ok_or_else(|| {
+                    DependencyError(format!(
+                        "DynamoDB {op}: the spend failed, and whether by this call is unknown"
+                    ))
+                })
+            }
+            Ok(Err(codes)) => Err(DependencyError(format!(
+                "DynamoDB {op} cancelled: [{}]",
+                codes.join(", ")
+            ))),
+            Err(err) => match self.settled_exists(earned).await {
+                Some(true) => Ok(true),
+                _ => Err(err),
+            },
+        }
+    }
+
     /// Runs one transaction. `Ok(Err(codes))`: cancelled because a condition failed, with the
     /// cancellation reason code of every item, by index. Cancellations for conflicts with other
     /// transactions or throttling are retried a few times.
@@ -937,9 +1049,21 @@ impl Store for DynamoStore {
     ) -> Result<Result<(), ChangeRejected>, DependencyError> {
         let (parts, items): (Vec<Part>, Vec<TransactWriteItem>) =
             self.apply_parts(change)?.into_iter().unzip();
-        let codes = match self.transact("TransactWriteItems apply", items).await? {
-            Ok(()) => return Ok(Ok(())),
-            Err(codes) => codes,
+        let codes = match self.transact("TransactWriteItems apply", items).await {
+            Ok(Ok(())) => return Ok(Ok(())),
+            Ok(Err(codes)) => codes,
+            // Every attempt failed, but one whose answer was lost may have committed.
+            Err(err) => {
+                return match self.change_landed(change).await {
+                    Some(true) => {
+                        tracing::info!(
+                            "a DynamoDB transaction committed although its answer was lost"
+                        );
+                        Ok(Ok(()))
+                    }
+                    _ => Err(err),
+                }
+            }
         };
         let failed = |wanted: fn(&Part) -> bool| {
             parts
@@ -949,7 +1073,16 @@ impl Store for DynamoStore {
         };
         // The embedded store's precedence: the version, the sudo token, the token, the keys.
         if failed(|p| matches!(p, Part::User)) {
-            return Ok(Err(ChangeRejected::Stale));
+            // An earlier attempt of this very call, whose answer was lost, moves the version
+            // too: then the change is done.
+            return match self.change_landed(change).await {
+                Some(true) => Ok(Ok(())),
+                Some(false) => Ok(Err(ChangeRejected::Stale)),
+                None => Err(DependencyError(
+                    "DynamoDB apply: the account changed, and whether by this change is unknown"
+                        .to_string(),
+                )),
+            };
         }
         if failed(|p| matches!(p, Part::Sudo)) {
             return Ok(Err(ChangeRejected::Sudo));
@@ -1050,8 +1183,10 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key_of(session_pk(id))))
             .update_expression("SET #refresh_hash = :next, #expires_at = :expires_at")
+            // `:next` too: a retry of this call after its first attempt took effect (only
+            // this call knows `next`) must succeed, not look like a retired token.
             .condition_expression(
-                "#refresh_hash = :current AND #revoked = :false AND #expires_at > :now",
+                "#refresh_hash IN (:current, :next) AND #revoked = :false AND #expires_at > :now",
             )
             .expression_attribute_names("#refresh_hash", "refresh_hash")
             .expression_attribute_names("#revoked", "revoked")
@@ -1066,7 +1201,21 @@ impl Store for DynamoStore {
         match result {
             Ok(_) => Ok(true),
             Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(sdk_error("UpdateItem rotate refresh token", &err)),
+            Err(err) => {
+                let err = sdk_error("UpdateItem rotate refresh token", &err);
+                // Every attempt failed, but one whose answer was lost may have rotated it.
+                let rotated = self
+                    .settle(session_pk(id))
+                    .await
+                    .flatten()
+                    .and_then(|item| session_from(&item).ok())
+                    .is_some_and(|session| session.refresh_hash == *next && !session.revoked);
+                if rotated {
+                    Ok(true)
+                } else {
+                    Err(err)
+                }
+            }
         }
     }
 
@@ -1086,7 +1235,21 @@ impl Store for DynamoStore {
         match result {
             Ok(_) => Ok(()),
             Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(sdk_error("UpdateItem revoke session", &err)),
+            Err(err) => {
+                let err = sdk_error("UpdateItem revoke session", &err);
+                // Every attempt failed, but one whose answer was lost may have revoked it.
+                let revoked = self
+                    .settle(session_pk(id))
+                    .await
+                    .flatten()
+                    .and_then(|item| session_from(&item).ok())
+                    .is_some_and(|session| session.revoked);
+                if revoked {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
         }
     }
 
@@ -1097,18 +1260,25 @@ impl Store for DynamoStore {
         now: UnixTime,
     ) -> Result<LimitDecision, DependencyError> {
         let op = "PutItem cooldown";
+        // Ours alone: a retry of a put that took effect finds its own holder and succeeds.
+        let holder = hex::encode(crate::domain::random_bytes::<16>());
         for attempt in 0..MAX_ATTEMPTS {
             let mut item = key_of(cooldown_pk(key));
             item.insert(TTL_ATTRIBUTE.into(), n(until));
+            item.insert("holder".into(), s(holder.as_str()));
             let result = self
                 .client
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(item))
-                .condition_expression("attribute_not_exists(#pk) OR #expires_at <= :now")
+                .condition_expression(
+                    "attribute_not_exists(#pk) OR #expires_at <= :now OR #holder = :holder",
+                )
                 .expression_attribute_names("#pk", PARTITION_KEY)
                 .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+                .expression_attribute_names("#holder", "holder")
                 .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":holder", s(holder.as_str()))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
@@ -1117,7 +1287,16 @@ impl Store for DynamoStore {
             let err = match result {
                 Ok(_) => return Ok(Ok(())),
                 Err(err) if is_condition_failure(&err) => err,
-                Err(err) => return Err(sdk_error(op, &err)),
+                Err(err) => {
+                    let err = sdk_error(op, &err);
+                    // Every attempt failed, but one whose answer was lost may have taken it.
+                    let ours = self
+                        .settle(cooldown_pk(key))
+                        .await
+                        .flatten()
+                        .is_some_and(|item| item.get("holder") == Some(&s(holder.as_str())));
+                    return if ours { Ok(Ok(())) } else { Err(err) };
+                }
             };
             let returned = err
                 .as_service_error()
@@ -1142,6 +1321,25 @@ impl Store for DynamoStore {
             backoff(attempt).await;
         }
         Ok(Err(until))
+    }
+
+    async fn release_cooldown(&self, key: &str, until: UnixTime) -> Result<(), DependencyError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(cooldown_pk(key))))
+            .condition_expression("#expires_at = :until")
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":until", n(until))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Someone else's cooldown by now, or gone: not ours to release.
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(sdk_error("DeleteItem cooldown", &err)),
+        }
     }
 
     async fn count_event(
@@ -1262,17 +1460,15 @@ impl Store for DynamoStore {
             )?,
             self.plain_put_part(verification_token_item(token))?,
         ];
-        match self
+        let outcome = self
             .transact("TransactWriteItems redeem verification", items)
-            .await?
-        {
-            Ok(()) => Ok(true),
-            Err(codes) if codes.first().map(String::as_str) == Some(CONDITION_FAILED) => Ok(false),
-            Err(codes) => Err(DependencyError(format!(
-                "DynamoDB redeem verification cancelled: [{}]",
-                codes.join(", ")
-            ))),
-        }
+            .await;
+        self.settle_spend(
+            "redeem verification",
+            outcome,
+            verification_token_pk(&token.hash),
+        )
+        .await
     }
 
     async fn verification_token(
@@ -1304,17 +1500,11 @@ impl Store for DynamoStore {
             self.spend_part(&spend, now)?,
             self.plain_put_part(sudo_item(sudo))?,
         ];
-        match self
+        let outcome = self
             .transact("TransactWriteItems exchange for sudo", items)
-            .await?
-        {
-            Ok(()) => Ok(true),
-            Err(codes) if codes.first().map(String::as_str) == Some(CONDITION_FAILED) => Ok(false),
-            Err(codes) => Err(DependencyError(format!(
-                "DynamoDB exchange for sudo cancelled: [{}]",
-                codes.join(", ")
-            ))),
-        }
+            .await;
+        self.settle_spend("exchange for sudo", outcome, sudo_pk(&sudo.hash))
+            .await
     }
 
     async fn sudo_token(&self, hash: &SecretHash) -> Result<Option<SudoToken>, DependencyError> {

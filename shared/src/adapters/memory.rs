@@ -205,6 +205,14 @@ impl Store for MemoryStore {
         }
     }
 
+    async fn release_cooldown(&self, key: &str, until: UnixTime) -> Result<(), DependencyError> {
+        let mut state = self.state();
+        if state.cooldowns.get(key) == Some(&until) {
+            state.cooldowns.remove(key);
+        }
+        Ok(())
+    }
+
     async fn count_event(
         &self,
         key: &str,

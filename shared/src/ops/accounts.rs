@@ -131,6 +131,9 @@ pub async fn sign_up(app: &App, request: SignUp) -> AuthResult<Credentials> {
         spend,
         now,
     };
+    // The session first: should creating the account then fail, what stays behind is a
+    // session whose token nobody holds, not an account its creator was never let into.
+    let credentials = start_session(app, &change.after.id).await?;
     match app.store.apply(&change).await? {
         Ok(()) => {}
         Err(ChangeRejected::Taken(key)) => return Err(taken(&key)),
@@ -146,7 +149,7 @@ pub async fn sign_up(app: &App, request: SignUp) -> AuthResult<Credentials> {
         }
     }
     tracing::info!(user = change.after.id.as_str(), "account created");
-    start_session(app, &change.after.id).await
+    Ok(credentials)
 }
 
 pub(crate) fn taken(key: &LoginKey) -> AuthError {

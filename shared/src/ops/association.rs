@@ -147,47 +147,61 @@ pub async fn send_verification(
         ),
         store.user_by_login(&login),
     );
-    if let Some(decision) = by_ip? {
-        within_limit(decision, now)?;
-    }
-    within_limit(gap?, now)?;
-    within_limit(hourly?, now)?;
-    let is_user = owner?.is_some();
-    match target {
-        Target::User if !is_user => return Err(AuthError::NotFound("no account has this address")),
-        Target::NotUser if is_user => {
-            return Err(AuthError::FailedPrecondition(
-                "an account already has this address",
-            ))
+    // The resend cooldown is held from here on. Should a dependency fail, give it back: the
+    // answer says to try again, and the code (if one went out) is not verifiable anyway.
+    let cooldown_until = now + settings.code_resend_interval_secs;
+    let holds_cooldown = matches!(gap, Ok(Ok(())));
+    let outcome = async {
+        if let Some(decision) = by_ip? {
+            within_limit(decision, now)?;
         }
-        _ => {}
-    }
+        within_limit(gap?, now)?;
+        within_limit(hourly?, now)?;
+        let is_user = owner?.is_some();
+        match target {
+            Target::User if !is_user => return Err(AuthError::NotFound("no account has this address")),
+            Target::NotUser if is_user => {
+                return Err(AuthError::FailedPrecondition(
+                    "an account already has this address",
+                ))
+            }
+            _ => {}
+        }
 
-    let verification_id = VerificationId::generate();
-    let code = VerificationCode::generate();
-    let minutes = (settings.code_ttl_secs + 59) / 60;
-    let text = format!(
-        "Your verification code is {}. It expires in {minutes} minutes. If you did not ask for it, ignore this message.",
-        code.expose()
-    );
-    let verification = Verification {
-        id: verification_id.clone(),
-        address: address.clone(),
-        code_hash: code_hash(app, &verification_id, &code),
-        attempts: 0,
-        expires_at: now + settings.code_ttl_secs,
-        used: false,
-    };
-    // Send first, then store: a code that was not delivered never becomes verifiable.
-    app.delivery
-        .send(&Message {
-            to: address.clone(),
-            subject: "Your verification code".into(),
-            body: text,
-            code: Some(code),
-        })
-        .await?;
-    app.store.put_verification(&verification).await?;
+        let verification_id = VerificationId::generate();
+        let code = VerificationCode::generate();
+        let minutes = (settings.code_ttl_secs + 59) / 60;
+        let text = format!(
+            "Your verification code is {}. It expires in {minutes} minutes. If you did not ask for it, ignore this message.",
+            code.expose()
+        );
+        let verification = Verification {
+            id: verification_id.clone(),
+            address: address.clone(),
+            code_hash: code_hash(app, &verification_id, &code),
+            attempts: 0,
+            expires_at: now + settings.code_ttl_secs,
+            used: false,
+        };
+        // Send first, then store: a code that was not delivered never becomes verifiable.
+        app.delivery
+            .send(&Message {
+                to: address.clone(),
+                subject: "Your verification code".into(),
+                body: text,
+                code: Some(code),
+            })
+            .await?;
+        app.store.put_verification(&verification).await?;
+        Ok::<_, AuthError>((verification_id, is_user))
+    }
+    .await;
+    if matches!(outcome, Err(AuthError::Unavailable(_))) && holds_cooldown {
+        if let Err(err) = store.release_cooldown(&cooldown_key, cooldown_until).await {
+            tracing::warn!(error = %err, "the resend cooldown was not released");
+        }
+    }
+    let (verification_id, is_user) = outcome?;
     tracing::info!(
         verification = verification_id.as_str(),
         to = %address.masked(),
