@@ -841,7 +841,8 @@ async fn replacing_an_email_releases_the_old_one_and_notifies_it(backend: Backen
                 .map(|m| m["body"].to_string())
                 .collect()
         }
-        Backend::Aws => test_support::aws::messages_to(&old)
+        Backend::Aws => server
+            .messages_to(&old)
             .await
             .into_iter()
             .filter(|b| test_support::aws::code_in(b).is_none())

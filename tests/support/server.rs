@@ -29,6 +29,9 @@ pub struct Server {
     http: reqwest::Client,
     output: Arc<Mutex<Vec<String>>>,
     logs: Arc<Mutex<Vec<String>>>,
+    /// On AWS: records what SES and SNS accepted, so codes are read without asking moto
+    /// for its whole (large, and while serving it blocking) data dump.
+    recorder: Option<crate::fault_proxy::FaultProxy>,
     _child: Child,
 }
 
@@ -112,6 +115,7 @@ impl Server {
     pub async fn start(exe: &str, backend: Backend, settings: &[(&str, &str)]) -> Server {
         let table = unique("assoc-test-");
         let mut env: HashMap<String, String> = HashMap::new();
+        let mut recorder = None;
         env.insert("PORT".into(), "0".into());
         env.insert("RUST_LOG".into(), "info".into());
         match backend {
@@ -120,8 +124,19 @@ impl Server {
                 env.insert("AUTH_DELIVERY".into(), "outbox".into());
             }
             Backend::Aws => {
-                let endpoint = crate::moto::endpoint();
                 crate::aws::verify_sender(SENDER).await;
+                // A caller that picks its own endpoint (a fault proxy) picks its own budget;
+                // everyone else goes through a recorder, with attempts long enough for a
+                // shared moto on a busy machine.
+                let endpoint = if settings.iter().any(|(k, _)| *k == "AWS_ENDPOINT_URL") {
+                    crate::moto::endpoint()
+                } else {
+                    let proxy = crate::fault_proxy::FaultProxy::start().await;
+                    let origin = proxy.origin().to_string();
+                    recorder = Some(proxy);
+                    env.insert("AUTH_AWS_ATTEMPT_TIMEOUT_MS".into(), "2500".into());
+                    origin
+                };
                 env.insert("AUTH_STORE".into(), "dynamodb".into());
                 env.insert("AUTH_DELIVERY".into(), "aws".into());
                 env.insert("AUTH_TABLE_NAME".into(), table.clone());
@@ -187,6 +202,7 @@ impl Server {
                 .expect("HTTP client"),
             output,
             logs,
+            recorder,
             _child: child,
         }
     }
@@ -328,7 +344,20 @@ impl Server {
                     .unwrap_or_else(|| panic!("no code to {to} in the outbox: {outbox}"))
                     .to_string()
             }
-            Backend::Aws => crate::aws::latest_code(to).await,
+            Backend::Aws => match &self.recorder {
+                Some(recorder) => recorder
+                    .latest_code(to)
+                    .unwrap_or_else(|| panic!("no code to {to} went through SES or SNS")),
+                None => crate::aws::latest_code(to).await,
+            },
+        }
+    }
+
+    /// Bodies of the messages SES and SNS accepted for `to` (AWS backend), oldest first.
+    pub async fn messages_to(&self, to: &str) -> Vec<String> {
+        match &self.recorder {
+            Some(recorder) => recorder.messages_to(to),
+            None => crate::aws::messages_to(to).await,
         }
     }
 
