@@ -133,23 +133,14 @@ pub fn find<'a>(
     method: &str,
     path: &str,
 ) -> Match<'a> {
-    let path = path
-        .strip_suffix('/')
-        .filter(|p| !p.is_empty())
-        .unwrap_or(path);
-    let mut path_exists = false;
-    for route in routes {
-        if let Some(param) = match_path(route.path, path) {
-            if route.method.eq_ignore_ascii_case(method) {
-                return Match::Found(route, param);
-            }
-            path_exists = true;
-        }
-    }
-    if path_exists {
-        Match::WrongMethod
-    } else {
-        Match::None
+    let candidates = matching(routes, path);
+    match candidates
+        .iter()
+        .find(|(route, _)| route.method.eq_ignore_ascii_case(method))
+    {
+        Some((route, param)) => Match::Found(route, param.clone()),
+        None if candidates.is_empty() => Match::None,
+        None => Match::WrongMethod,
     }
 }
 
@@ -158,15 +149,33 @@ pub fn methods_of<'a>(
     routes: impl IntoIterator<Item = &'a Route>,
     path: &str,
 ) -> Vec<&'static str> {
+    matching(routes, path)
+        .into_iter()
+        .map(|(route, _)| route.method)
+        .collect()
+}
+
+/// The routes whose pattern matches `path`. A path that some pattern names literally (such as
+/// `/auth/v1/user/provider/bind`) is that route's path only: `{param}` patterns do not claim it.
+fn matching<'a>(
+    routes: impl IntoIterator<Item = &'a Route>,
+    path: &str,
+) -> Vec<(&'a Route, Option<String>)> {
     let path = path
         .strip_suffix('/')
         .filter(|p| !p.is_empty())
         .unwrap_or(path);
-    routes
+    let all: Vec<(&Route, Option<String>)> = routes
         .into_iter()
-        .filter(|route| match_path(route.path, path).is_some())
-        .map(|route| route.method)
-        .collect()
+        .filter_map(|route| match_path(route.path, path).map(|param| (route, param)))
+        .collect();
+    if all.iter().any(|(_, param)| param.is_none()) {
+        all.into_iter()
+            .filter(|(_, param)| param.is_none())
+            .collect()
+    } else {
+        all
+    }
 }
 
 fn match_path(pattern: &str, path: &str) -> Option<Option<String>> {
@@ -220,6 +229,19 @@ mod tests {
         assert!(matches!(
             find(ROUTES, "DELETE", "/auth/v1/user/provider/"),
             Match::WrongMethod | Match::None
+        ));
+    }
+
+    #[test]
+    fn a_literal_path_is_not_claimed_by_a_parameter() {
+        assert!(matches!(
+            find(ROUTES, "DELETE", "/auth/v1/user/provider/bind"),
+            Match::WrongMethod
+        ));
+        assert_eq!(methods_of(ROUTES, "/auth/v1/user/provider/bind"), ["POST"]);
+        assert!(matches!(
+            find(ROUTES, "DELETE", "/auth/v1/user/provider/wx_open"),
+            Match::Found(..)
         ));
     }
 
