@@ -1,0 +1,183 @@
+//! A function binary running as its own process against its own Runtime API emulator.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::emulator::Emulator;
+
+/// How long a function may take to reach its first poll before the start counts as failed.
+const START_LIMIT: Duration = Duration::from_secs(20);
+/// How long one invocation may take (Argon2id and moto_server included).
+const INVOKE_LIMIT: Duration = Duration::from_secs(30);
+
+/// The variables the Lambda service sets and `lambda_runtime` reads (`Config::from_env` and
+/// the API client), plus the AWS SDK basics. The process environment is cleared first, so
+/// nothing of the caller's environment (profiles, real credentials) leaks in.
+pub fn lambda_env(function: &str, runtime_api: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string()),
+        ("AWS_LAMBDA_FUNCTION_NAME", function.to_string()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_string()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_string()),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "2025/01/01/[$LATEST]0123456789abcdef".to_string(),
+        ),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{function}"),
+        ),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        ("AWS_CONFIG_FILE", "/dev/null".to_string()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".to_string()),
+        ("TZ", ":UTC".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// One answer of a function, as API Gateway would turn it into HTTP.
+pub struct Invoked {
+    pub status: u16,
+    /// The response body parsed as JSON (a JSON string when it is not JSON).
+    pub body: Value,
+    pub elapsed: Duration,
+}
+
+pub struct FunctionProcess {
+    pub name: String,
+    pub pid: u32,
+    /// From just before `spawn` to the arrival of the first `GET .../invocation/next`.
+    pub cold_start: Duration,
+    child: Child,
+    emulator: Emulator,
+}
+
+impl FunctionProcess {
+    /// Starts `bin` as function `name` and waits for its first poll of the Runtime API.
+    /// `stderr_log`: where the function's logs go (`None`: discarded).
+    pub async fn start(
+        bin: &Path,
+        name: &str,
+        env: &[(String, String)],
+        stderr_log: Option<&Path>,
+    ) -> Result<Self, String> {
+        let mut emulator = Emulator::start(name)
+            .await
+            .map_err(|e| format!("starting the Runtime API emulator: {e}"))?;
+        let stderr = match stderr_log {
+            Some(path) => Stdio::from(
+                std::fs::File::create(path)
+                    .map_err(|e| format!("creating {}: {e}", path.display()))?,
+            ),
+            None => Stdio::null(),
+        };
+        let mut command = Command::new(bin);
+        command
+            .env_clear()
+            .envs(lambda_env(name, &emulator.runtime_api()))
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let spawned = Instant::now();
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("spawning {}: {e}", bin.display()))?;
+        let pid = child.id();
+        // Wait for the first poll, checking now and then that the process is still alive.
+        let first_poll = loop {
+            if let Some(poll) = emulator.next_poll(Duration::from_millis(20)).await {
+                break poll;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let why = emulator.init_error().unwrap_or_default();
+                return Err(format!(
+                    "{name} exited before polling the Runtime API ({status}) {why}{}",
+                    stderr_log
+                        .map(|p| format!(" (log: {})", p.display()))
+                        .unwrap_or_default(),
+                ));
+            }
+            if spawned.elapsed() > START_LIMIT {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{name} did not poll the Runtime API within {START_LIMIT:?}"
+                ));
+            }
+        };
+        Ok(Self {
+            name: name.to_string(),
+            pid,
+            cold_start: first_poll.saturating_duration_since(spawned),
+            child,
+            emulator,
+        })
+    }
+
+    /// Sends one event (an API Gateway HTTP API v2 payload) and waits for the answer.
+    pub async fn invoke(&self, event: &Value) -> Result<Invoked, String> {
+        let payload = Bytes::from(serde_json::to_vec(event).expect("JSON"));
+        let answer = self
+            .emulator
+            .invoke(payload, INVOKE_LIMIT)
+            .await
+            .map_err(|e| format!("{}: {e}", self.name))?;
+        let elapsed = answer.elapsed();
+        let response: Value = serde_json::from_slice(&answer.body).map_err(|e| {
+            format!(
+                "{}: the invocation response is not JSON ({e}): {}",
+                self.name,
+                String::from_utf8_lossy(&answer.body)
+            )
+        })?;
+        if answer.error {
+            return Err(format!(
+                "{}: the function reported an error: {response}",
+                self.name
+            ));
+        }
+        let status = response["statusCode"].as_u64().unwrap_or(0) as u16;
+        let text = response["body"].as_str().unwrap_or("");
+        let body = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()));
+        Ok(Invoked {
+            status,
+            body,
+            elapsed,
+        })
+    }
+
+    /// Peak resident set size so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        peak_rss_kib(self.pid)
+    }
+
+    pub async fn stop(self) {
+        // Drop kills and reaps the process.
+    }
+}
+
+impl Drop for FunctionProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}

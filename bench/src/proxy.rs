@@ -1,0 +1,264 @@
+//! A loopback HTTP proxy in front of moto_server that logs every AWS request: what it was
+//! (`X-Amz-Target` for DynamoDB), when it started and when its answer had fully arrived.
+//! Requests whose intervals overlap ran concurrently.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// `DynamoDB_20120810.GetItem`, `SESv2 /v2/email/outbound-emails`, `SNS Publish`, ...
+    pub target: String,
+    pub start: Instant,
+    pub end: Instant,
+    pub status: u16,
+}
+
+impl Record {
+    pub fn is_dynamodb(&self) -> bool {
+        self.target.starts_with("DynamoDB_")
+    }
+
+    /// `GetItem` for `DynamoDB_20120810.GetItem`.
+    pub fn operation(&self) -> &str {
+        self.target
+            .split_once('.')
+            .map(|(_, op)| op)
+            .unwrap_or(&self.target)
+    }
+
+    /// The operation, with the HTTP status when it was refused (`PutItem(400)`: e.g. a
+    /// condition that did not hold).
+    pub fn outcome(&self) -> String {
+        if (200..300).contains(&self.status) {
+            self.operation().to_string()
+        } else {
+            format!("{}({})", self.operation(), self.status)
+        }
+    }
+}
+
+pub struct Proxy {
+    pub origin: String,
+    log: Arc<Mutex<Vec<Record>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+type Upstream = Client<HttpConnector, Full<Bytes>>;
+
+impl Proxy {
+    pub async fn start(upstream: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let origin = format!("http://{}", listener.local_addr()?);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client: Upstream = Client::builder(TokioExecutor::new()).build(connector);
+        let upstream = Arc::new(upstream.trim_end_matches('/').to_string());
+        let server_log = Arc::clone(&log);
+        let server = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                let (client, upstream, log) = (
+                    client.clone(),
+                    Arc::clone(&upstream),
+                    Arc::clone(&server_log),
+                );
+                connections.spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let (client, upstream, log) =
+                            (client.clone(), Arc::clone(&upstream), Arc::clone(&log));
+                        async move { Ok::<_, Infallible>(forward(&client, &upstream, &log, req).await) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        Ok(Self {
+            origin,
+            log,
+            server,
+        })
+    }
+
+    /// How many requests are logged so far: a mark for [`Proxy::since`].
+    pub fn mark(&self) -> usize {
+        self.log.lock().expect("lock").len()
+    }
+
+    /// The requests logged after `mark`, in order of completion.
+    pub fn since(&self, mark: usize) -> Vec<Record> {
+        self.log.lock().expect("lock")[mark..].to_vec()
+    }
+}
+
+fn label(req: &hyper::http::request::Parts, body: &[u8]) -> String {
+    if let Some(target) = req
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+    {
+        return target.to_string();
+    }
+    let path = req.uri.path();
+    if path.starts_with("/v2/email") {
+        return format!("SESv2 {} {path}", req.method);
+    }
+    let text = String::from_utf8_lossy(body);
+    match text
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+    {
+        Some(action) => format!("Query {action}"),
+        None => format!("{} {path}", req.method),
+    }
+}
+
+async fn forward(
+    client: &Upstream,
+    upstream: &str,
+    log: &Mutex<Vec<Record>>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let start = Instant::now();
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return failure("unreadable request body"),
+    };
+    let target = label(&parts, &body);
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    let mut outgoing = Request::builder()
+        .method(parts.method.clone())
+        .uri(format!("{upstream}{path}"));
+    for (name, value) in &parts.headers {
+        outgoing = outgoing.header(name, value);
+    }
+    let Ok(outgoing) = outgoing.body(Full::new(body)) else {
+        return failure("cannot rebuild the request");
+    };
+    let answer = match client.request(outgoing).await {
+        Ok(answer) => answer,
+        Err(err) => return failure(&format!("upstream: {err}")),
+    };
+    let (parts, body) = answer.into_parts();
+    let body = match body.collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return failure("unreadable upstream body"),
+    };
+    let end = Instant::now();
+    log.lock().expect("lock").push(Record {
+        target,
+        start,
+        end,
+        status: parts.status.as_u16(),
+    });
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = parts.status;
+    for (name, value) in &parts.headers {
+        // The body is re-sent whole: hop-by-hop framing is recomputed by hyper.
+        if name != hyper::header::TRANSFER_ENCODING && name != hyper::header::CONNECTION {
+            response.headers_mut().append(name, value.clone());
+        }
+    }
+    response
+}
+
+fn failure(why: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(why.to_string())));
+    *response.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+    response
+}
+
+/// DynamoDB use of one invocation.
+#[derive(Clone, Debug, Default)]
+pub struct DynamoUse {
+    pub requests: usize,
+    /// The most requests of the invocation that ran one after another (no two overlap): the
+    /// round trips a caller waits for in sequence.
+    pub sequential: usize,
+    pub transactions: usize,
+    /// Single-item or batch writes outside a transaction.
+    pub plain_writes: usize,
+    /// The operations in order of start, concurrent ones joined with `+`.
+    pub shape: String,
+}
+
+impl DynamoUse {
+    pub fn of(records: &[Record]) -> Self {
+        let mut dynamo: Vec<&Record> = records.iter().filter(|r| r.is_dynamodb()).collect();
+        dynamo.sort_by_key(|r| r.start);
+        // Greedy by earliest end: the largest set of pairwise non-overlapping intervals.
+        let mut by_end = dynamo.clone();
+        by_end.sort_by_key(|r| r.end);
+        let mut sequential = 0;
+        let mut free_from: Option<Instant> = None;
+        for record in &by_end {
+            if free_from.is_none_or(|t| record.start >= t) {
+                sequential += 1;
+                free_from = Some(record.end);
+            }
+        }
+        // Shape: group requests that overlap the group's span into one `a+b` round.
+        let mut rounds: Vec<(Instant, Vec<String>)> = Vec::new();
+        for record in &dynamo {
+            match rounds.last_mut() {
+                Some((end, ops)) if record.start < *end => {
+                    ops.push(record.outcome());
+                    *end = (*end).max(record.end);
+                }
+                _ => rounds.push((record.end, vec![record.outcome()])),
+            }
+        }
+        let shape = rounds
+            .iter()
+            .map(|(_, ops)| ops.join("+"))
+            .collect::<Vec<_>>()
+            .join(" → ");
+        Self {
+            requests: dynamo.len(),
+            sequential,
+            transactions: dynamo
+                .iter()
+                .filter(|r| r.operation() == "TransactWriteItems")
+                .count(),
+            plain_writes: dynamo
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        r.operation(),
+                        "PutItem" | "UpdateItem" | "DeleteItem" | "BatchWriteItem"
+                    )
+                })
+                .count(),
+            shape,
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Warm latency of each function binary on the embedded store, through its emulator.
+//!
+//! With `AUTH_STORE=memory` every function process has its own store, so a flow across
+//! functions cannot work. Each function instead answers a request that it can answer from
+//! its own process: the whole path (event → routing → parsing → token checks → store →
+//! answer) runs, and the answer is either a success made in the same process or the refusal
+//! the store decides. `SOLO` says exactly which request each function gets.
+
+use serde_json::{json, Value};
+
+use crate::flow::{event, source_ip, PASSWORD};
+
+/// What the requests need: an access token signed with the functions' key for a session
+/// that no function process has (so the session lookup runs and finds nothing).
+pub struct SoloContext {
+    pub minted_access_token: String,
+    pub tag: String,
+}
+
+pub struct Solo {
+    pub function: &'static str,
+    /// What the request is and what it exercises, for the report.
+    pub request: &'static str,
+    pub hashing: bool,
+    pub make: fn(&SoloContext, usize) -> Value,
+}
+
+fn random_hex32() -> String {
+    hex::encode(shared::domain::random_bytes::<16>())
+}
+
+fn random_secret() -> String {
+    shared::domain::SecretToken::generate().expose().to_string()
+}
+
+fn post(path: &str, body: Value, bearer: Option<&str>, i: usize) -> Value {
+    event("POST", path, bearer, Some(&body), &source_ip(i))
+}
+
+pub const SOLO: &[Solo] = &[
+    Solo {
+        function: "signup",
+        request: "POST /signup {email, verification_token: unknown}: parses, hashes the token, store transaction rejected",
+        hashing: false,
+        make: |c, i| {
+            post(
+                "/auth/v1/signup",
+                json!({"email": format!("solo{}x{i}@example.com", c.tag), "verification_token": random_secret()}),
+                None,
+                i,
+            )
+        },
+    },
+    Solo {
+        function: "signin",
+        request: "POST /signin {unknown username, password}: password throttle, account lookup, Argon2id verify of the decoy hash (hashes by design)",
+        hashing: true,
+        make: |c, i| {
+            post(
+                "/auth/v1/signin",
+                json!({"username": format!("solo{}x{i}", c.tag), "password": PASSWORD}),
+                None,
+                i,
+            )
+        },
+    },
+    Solo {
+        function: "token",
+        request: "POST /token {refresh_token: well-formed, unknown session}: session lookup",
+        hashing: false,
+        make: |_, i| {
+            post(
+                "/auth/v1/token",
+                json!({"grant_type": "refresh_token", "refresh_token": format!("{}.{}", random_hex32(), random_secret())}),
+                None,
+                i,
+            )
+        },
+    },
+    Solo {
+        function: "revoke",
+        request: "POST /revoke {token: well-formed refresh token, unknown session}: session lookup",
+        hashing: false,
+        make: |_, i| {
+            post(
+                "/auth/v1/revoke",
+                json!({"token": format!("{}.{}", random_hex32(), random_secret())}),
+                None,
+                i,
+            )
+        },
+    },
+    Solo {
+        function: "user-me",
+        request: "GET /user/me, valid Ed25519 token of an unknown session: signature check, session+account lookup",
+        hashing: false,
+        make: |c, i| {
+            event(
+                "GET",
+                "/auth/v1/user/me",
+                Some(&c.minted_access_token),
+                None,
+                &source_ip(i),
+            )
+        },
+    },
+    Solo {
+        function: "sudo",
+        request: "POST /user/sudo {password}, valid token of an unknown session: signature check, lookup",
+        hashing: false,
+        make: |c, i| {
+            post(
+                "/auth/v1/user/sudo",
+                json!({"password": PASSWORD}),
+                Some(&c.minted_access_token),
+                i,
+            )
+        },
+    },
+    Solo {
+        function: "verification",
+        request: "POST /verification {email: new each time}: limit counters + owner lookup, new code, SES SendEmail to a loopback fake, stored",
+        hashing: false,
+        make: |c, i| {
+            post(
+                "/auth/v1/verification",
+                json!({"email": format!("code{}x{i}@example.com", c.tag)}),
+                None,
+                i,
+            )
+        },
+    },
+    Solo {
+        function: "verify",
+        request: "POST /verification/verify {well-formed unknown id, code}: per-IP counter, verification lookup",
+        hashing: false,
+        make: |_, i| {
+            post(
+                "/auth/v1/verification/verify",
+                json!({"verification_id": random_hex32(), "verification_code": "000000"}),
+                None,
+                i,
+            )
+        },
+    },
+    Solo {
+        function: "bind-contact",
+        request: "PATCH /user/contact {sudo_token, email, verification_token}, valid token of an unknown session",
+        hashing: false,
+        make: |c, i| {
+            event(
+                "PATCH",
+                "/auth/v1/user/contact",
+                Some(&c.minted_access_token),
+                Some(&json!({"sudo_token": random_secret(), "email": "bind@example.com", "verification_token": random_secret()})),
+                &source_ip(i),
+            )
+        },
+    },
+    Solo {
+        function: "provider-token",
+        request: "POST /provider/token {wx_open, code}: per-IP counter, 2 GETs to a loopback WeChat fake, token stored",
+        hashing: false,
+        make: |c, i| {
+            post(
+                "/auth/v1/provider/token",
+                json!({"provider_id": "wx_open", "provider_code": format!("ok:solo{}x{i}", c.tag)}),
+                None,
+                i,
+            )
+        },
+    },
+    Solo {
+        function: "bind-provider",
+        request: "POST /user/provider/bind {provider_token}, valid token of an unknown session",
+        hashing: false,
+        make: |c, i| {
+            post(
+                "/auth/v1/user/provider/bind",
+                json!({"provider_token": random_secret()}),
+                Some(&c.minted_access_token),
+                i,
+            )
+        },
+    },
+    Solo {
+        function: "signin-with-provider",
+        request: "POST /signin/with/provider {unknown provider_token}: token hash looked up",
+        hashing: false,
+        make: |_, i| {
+            post(
+                "/auth/v1/signin/with/provider",
+                json!({"provider_token": random_secret()}),
+                None,
+                i,
+            )
+        },
+    },
+    Solo {
+        function: "list-providers",
+        request: "GET /user/provider, valid token of an unknown session",
+        hashing: false,
+        make: |c, i| {
+            event(
+                "GET",
+                "/auth/v1/user/provider",
+                Some(&c.minted_access_token),
+                None,
+                &source_ip(i),
+            )
+        },
+    },
+    Solo {
+        function: "unbind-provider",
+        request: "DELETE /user/provider/wx_open, valid token of an unknown session",
+        hashing: false,
+        make: |c, i| {
+            event(
+                "DELETE",
+                "/auth/v1/user/provider/wx_open",
+                Some(&c.minted_access_token),
+                None,
+                &source_ip(i),
+            )
+        },
+    },
+];
+
+/// The floor's request: the same event shape, answered `hello` without any work.
+pub fn hello_event(i: usize) -> Value {
+    event("GET", "/auth/v1/user/me", None, None, &source_ip(i))
+}
