@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use shared::adapters::outbox::Outbox;
 use shared::http::routes::{self, Route, ROUTES};
 use shared::ops::App;
+use shared::ports::{Delivery, DependencyError, Message};
 
 use crate::moto::Moto;
 use crate::process::FunctionProcess;
@@ -89,6 +89,38 @@ pub fn function_of(method: &str, path: &str) -> &'static str {
     }
 }
 
+/// Delivery for the in-process run: keeps the codes in memory, silently (the `local-api`
+/// outbox also prints every message, which a function never does).
+#[derive(Default)]
+pub struct Captured {
+    codes: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl Captured {
+    /// The newest code sent to `to` (its stored form).
+    fn latest(&self, to: &str) -> Option<String> {
+        let codes = self.codes.lock().expect("lock");
+        codes
+            .iter()
+            .rev()
+            .find(|(address, _)| address == to)
+            .map(|(_, code)| code.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl Delivery for Captured {
+    async fn send(&self, message: &Message) -> Result<(), DependencyError> {
+        if let Some(code) = &message.code {
+            self.codes
+                .lock()
+                .expect("lock")
+                .push((message.to.stored(), code.expose().to_string()));
+        }
+        Ok(())
+    }
+}
+
 /// What one labelled step measured.
 pub struct StepStats {
     pub label: &'static str,
@@ -103,10 +135,10 @@ pub struct StepStats {
 
 pub enum Backend<'a> {
     /// The core in this process: `lambda_http::request::from_str` + `shared::http::handle`,
-    /// embedded store and outbox.
+    /// embedded store, codes captured in memory.
     InProcess {
         app: &'a App,
-        outbox: Arc<Outbox>,
+        captured: Arc<Captured>,
         routes: HashMap<&'static str, Vec<Route>>,
     },
     /// The function binaries, each behind its emulator, DynamoDB and SES on moto.
@@ -142,7 +174,7 @@ impl<'a> Flow<'a> {
         }
     }
 
-    pub fn in_process(app: &'a App, outbox: Arc<Outbox>, tag: &str) -> Self {
+    pub fn in_process(app: &'a App, captured: Arc<Captured>, tag: &str) -> Self {
         let mut routes: HashMap<&'static str, Vec<Route>> = HashMap::new();
         for route in ROUTES {
             routes.entry(route.function).or_default().push(*route);
@@ -150,7 +182,7 @@ impl<'a> Flow<'a> {
         Self::new(
             Backend::InProcess {
                 app,
-                outbox,
+                captured,
                 routes,
             },
             tag,
@@ -243,13 +275,9 @@ impl<'a> Flow<'a> {
 
     async fn latest_code(&self, address: &str) -> Result<String, String> {
         match &self.backend {
-            Backend::InProcess { outbox, .. } => outbox
-                .entries()
-                .iter()
-                .rev()
-                .find(|entry| entry.to == address)
-                .and_then(|entry| entry.code.clone())
-                .ok_or_else(|| format!("the outbox has no code to {address}")),
+            Backend::InProcess { captured, .. } => captured
+                .latest(address)
+                .ok_or_else(|| format!("no code was sent to {address}")),
             Backend::Processes { moto, .. } => moto.latest_code(address).await,
         }
     }

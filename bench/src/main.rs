@@ -53,6 +53,7 @@ struct Args {
     starts: usize,
     iterations: usize,
     dynamo_iterations: usize,
+    dynamo_delay_ms: u64,
     solo_requests: usize,
     hashing_requests: usize,
     load_secs: u64,
@@ -67,16 +68,18 @@ struct Args {
 }
 
 const USAGE: &str =
-    "usage: bench [--no-build] [--starts N] [--iterations N] [--dynamo-iterations N]
+    "usage: bench [--no-build] [--starts N] [--iterations N] [--dynamo-iterations N] [--dynamodb-delay-ms D]
              [--solo-requests N] [--hashing-requests N] [--load-secs S] [--connections C]
              [--skip-dynamodb] [--skip-load] [--skip-warm] [--markdown PATH]
              [--bin-dir DIR] [--functions a,b,...] [--function-env NAME=VALUE]...
 
   --no-build            do not run `cargo build -p functions -p bench --bins` first
                         (the binaries must then exist next to this one)
-  --starts N            cold starts per binary (default 20)
+  --starts N            cold starts per binary (default 40)
   --iterations N        in-process flow iterations, embedded store (default 100)
   --dynamo-iterations N flow iterations through the functions on moto_server (default 30)
+  --dynamodb-delay-ms D the proxy holds each DynamoDB request D ms, a stand-in for the
+                        network round trip, so concurrent requests always overlap (default 2)
   --solo-requests N     requests per function through the emulator, embedded store (default 300)
   --hashing-requests N  the same for requests that hash a password (default 30)
   --load-secs S         local-api load duration per request kind (default 5)
@@ -93,9 +96,10 @@ const USAGE: &str =
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         build: true,
-        starts: 20,
+        starts: 40,
         iterations: 100,
         dynamo_iterations: 30,
+        dynamo_delay_ms: 2,
         solo_requests: 300,
         hashing_requests: 30,
         load_secs: 5,
@@ -121,6 +125,9 @@ fn parse_args() -> Result<Args, String> {
             "--starts" => args.starts = number("--starts")?,
             "--iterations" => args.iterations = number("--iterations")?,
             "--dynamo-iterations" => args.dynamo_iterations = number("--dynamo-iterations")?,
+            "--dynamodb-delay-ms" => {
+                args.dynamo_delay_ms = number("--dynamodb-delay-ms")?.min(1000) as u64
+            }
             "--solo-requests" => args.solo_requests = number("--solo-requests")?,
             "--hashing-requests" => args.hashing_requests = number("--hashing-requests")?,
             "--load-secs" => args.load_secs = number("--load-secs")?.min(60) as u64,
@@ -278,6 +285,7 @@ struct DynamoResults {
     first_calls: Vec<(&'static str, Duration)>,
     rss: HashMap<String, u64>,
     iterations: usize,
+    delay_ms: u64,
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -312,7 +320,10 @@ async fn run(args: Args) -> Result<(), String> {
     let profile = machine::release_profile(&workspace);
     let work = std::env::temp_dir().join(format!("bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
-    eprintln!("bench: logs in {}", work.display());
+    eprintln!(
+        "bench: function and moto logs in {} (removed after a successful run)",
+        work.display()
+    );
     let tag = hex::encode(shared::domain::random_bytes::<3>());
 
     for name in [FLOOR]
@@ -375,31 +386,26 @@ async fn run(args: Args) -> Result<(), String> {
         .collect();
         vars.extend(fakes.wechat_settings());
         let settings = Settings::from_vars(Runtime::Local, &vars).map_err(|e| e.to_string())?;
-        let built = shared::bootstrap::build_with_outbox(settings)
+        let mut app = shared::bootstrap::build(settings)
             .await
             .map_err(|e| e.to_string())?;
-        let outbox = built
-            .outbox
-            .clone()
-            .ok_or("the local build has no outbox")?;
-        let mut flow = Flow::in_process(&built.app, outbox, &format!("{tag}p"));
+        let captured = std::sync::Arc::new(flow::Captured::default());
+        app.delivery = captured.clone();
+        let mut flow = Flow::in_process(&app, captured, &format!("{tag}p"));
         const WARM_UP: usize = 3;
         for i in 0..WARM_UP + args.iterations {
             flow.iteration(i, i >= WARM_UP).await?;
         }
         results.in_process = flow.steps;
         let password = || Password::parse(flow::PASSWORD).expect("a valid password");
-        let hash = built
-            .app
+        let hash = app
             .passwords
             .hash(password())
             .await
             .map_err(|e| e.to_string())?;
         for _ in 0..args.hashing_requests {
             let started = Instant::now();
-            built
-                .app
-                .passwords
+            app.passwords
                 .verify(password(), Some(&hash))
                 .await
                 .map_err(|e| e.to_string())?;
@@ -558,6 +564,7 @@ async fn run(args: Args) -> Result<(), String> {
         std::fs::write(path, markdown).map_err(|e| format!("writing {}: {e}", path.display()))?;
         eprintln!("bench: Markdown written to {}", path.display());
     }
+    let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }
 
@@ -586,7 +593,7 @@ async fn dynamo_run(
     let moto = moto::Moto::start(workspace, &work.join("moto.log")).await?;
     moto.create_table(TABLE).await?;
     moto.verify_sender(SENDER).await?;
-    let proxy = Proxy::start(&moto.origin)
+    let proxy = Proxy::start(&moto.origin, Duration::from_millis(args.dynamo_delay_ms))
         .await
         .map_err(|e| format!("starting the proxy: {e}"))?;
     let mut env: Vec<(String, String)> = lambda_env
@@ -645,6 +652,7 @@ async fn dynamo_run(
         first_calls,
         rss,
         iterations: args.dynamo_iterations,
+        delay_ms: args.dynamo_delay_ms,
     })
 }
 
@@ -819,11 +827,14 @@ fn verdicts(results: &Results, functions: &[&'static str]) -> Vec<Verdict> {
         detail: if big.is_empty() && unstripped.is_empty() {
             format!("worst {} MiB, all stripped", mib(worst_size))
         } else {
-            format!(
-                "over: {}; not stripped: {}",
-                big.join(", "),
-                unstripped.join(", ")
-            )
+            let mut problems = Vec::new();
+            if !big.is_empty() {
+                problems.push(format!("over: {}", big.join(", ")));
+            }
+            if !unstripped.is_empty() {
+                problems.push(format!("not stripped: {}", unstripped.join(", ")));
+            }
+            problems.join("; ")
         },
     });
 
@@ -973,7 +984,7 @@ fn tables(args: &Args, results: &Results, functions: &[&'static str]) -> Vec<Tab
         ]);
     }
     t.note(format!(
-        "{} iterations of the whole flow after 3 unrecorded ones; every answer checked (HTTP 200); the outbox instead of SES/SNS; provider-token includes 2 HTTP GETs to a loopback WeChat fake",
+        "{} iterations of the whole flow after 3 unrecorded ones; every answer checked (HTTP 200); codes kept in memory instead of SES/SNS; provider-token includes 2 HTTP GETs to a loopback WeChat fake",
         args.iterations
     ));
     t.note("AUTH_CODE_RESEND_INTERVAL_SECS=0 (the flow sends two codes to one address within a second); every other setting is the default");
@@ -1061,8 +1072,8 @@ fn tables(args: &Args, results: &Results, functions: &[&'static str]) -> Vec<Tab
             ]);
         }
         t.note(format!(
-            "{} iterations of the whole flow after 1 unrecorded one, each function one process with its own emulator; moto_server serialised (tests/support/serial_moto.py), so latency is moto's, not DynamoDB's",
-            dynamo.iterations
+            "{} iterations of the whole flow after 1 unrecorded one, each function one process with its own emulator; moto_server serialised (tests/support/serial_moto.py), so latency is moto's, not DynamoDB's; the proxy holds each DynamoDB request {} ms (a stand-in for the network round trip, so that requests issued together always overlap)",
+            dynamo.iterations, dynamo.delay_ms
         ));
         t.note("sequential round trips: the most requests of one invocation that ran one after another (no two overlapping), from each request's start and end at the proxy");
         t.note("p99 is nearest-rank: with fewer than 100 samples it is the slowest sample");
@@ -1137,7 +1148,7 @@ fn header(
                 .build
                 .map(|d| {
                     format!(
-                        "cargo build … --bins took {:.1} s (incremental)",
+                        "cargo build -p functions -p bench --bins took {:.1} s",
                         d.as_secs_f64()
                     )
                 })

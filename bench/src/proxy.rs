@@ -1,11 +1,16 @@
 //! A loopback HTTP proxy in front of moto_server that logs every AWS request: what it was
 //! (`X-Amz-Target` for DynamoDB), when it started and when its answer had fully arrived.
 //! Requests whose intervals overlap ran concurrently.
+//!
+//! Each DynamoDB request is held for a fixed delay before it is forwarded: a stand-in for
+//! the network round trip to DynamoDB. On loopback, moto can answer a request before the
+//! client has even sent the one it issued at the same time, and two concurrent requests
+//! would then look sequential; with the delay, requests issued together always overlap.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -66,7 +71,7 @@ impl Drop for Proxy {
 type Upstream = Client<HttpConnector, Full<Bytes>>;
 
 impl Proxy {
-    pub async fn start(upstream: &str) -> std::io::Result<Self> {
+    pub async fn start(upstream: &str, delay: Duration) -> std::io::Result<Self> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let origin = format!("http://{}", listener.local_addr()?);
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -88,7 +93,9 @@ impl Proxy {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let (client, upstream, log) =
                             (client.clone(), Arc::clone(&upstream), Arc::clone(&log));
-                        async move { Ok::<_, Infallible>(forward(&client, &upstream, &log, req).await) }
+                        async move {
+                            Ok::<_, Infallible>(forward(&client, &upstream, &log, delay, req).await)
+                        }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -141,6 +148,7 @@ async fn forward(
     client: &Upstream,
     upstream: &str,
     log: &Mutex<Vec<Record>>,
+    delay: Duration,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let start = Instant::now();
@@ -150,6 +158,9 @@ async fn forward(
         Err(_) => return failure("unreadable request body"),
     };
     let target = label(&parts, &body);
+    if target.starts_with("DynamoDB_") && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let path = parts
         .uri
         .path_and_query()
@@ -237,9 +248,13 @@ impl DynamoUse {
                 _ => rounds.push((record.end, vec![record.outcome()])),
             }
         }
+        // Concurrent requests in a fixed order, so that runs compare.
         let shape = rounds
-            .iter()
-            .map(|(_, ops)| ops.join("+"))
+            .iter_mut()
+            .map(|(_, ops)| {
+                ops.sort();
+                ops.join("+")
+            })
             .collect::<Vec<_>>()
             .join(" → ");
         Self {
