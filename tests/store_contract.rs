@@ -7,7 +7,9 @@ use shared::domain::{
     ProviderProfile, ProviderToken, SecretHash, SecretHasher, SecretToken, Session, SessionId,
     SudoToken, UnixTime, User, UserId, Username, Verification, VerificationId, VerificationToken,
 };
-use shared::ports::{AccountChange, ChangeRejected, Clock, Spend, Store, SudoCheck, SystemClock};
+use shared::ports::{
+    AccountChange, ChangeRejected, Clock, Login, Spend, Store, SudoCheck, SystemClock,
+};
 
 const MAX_ATTEMPTS: u32 = 5;
 
@@ -51,6 +53,7 @@ contract_tests!(
     binding_a_provider_spends_a_provider_token_for_that_identity_only,
     changing_the_email_releases_the_old_one_for_another_account,
     removing_the_phone_releases_it,
+    every_login_key_reads_the_current_password_hash,
     rejections_take_precedence_stale_then_sudo_then_token_then_taken,
     rotating_the_refresh_token_replaces_it_once,
     rotating_with_a_wrong_refresh_token_changes_nothing,
@@ -153,7 +156,14 @@ async fn stored_user(store: &dyn Store, id: &UserId) -> User {
 }
 
 async fn owner_of(store: &dyn Store, key: &LoginKey) -> Option<UserId> {
-    store.user_by_login(key).await.unwrap().map(|u| u.id)
+    store.login(key).await.unwrap().map(|login| login.user_id)
+}
+
+fn login_of(user: &User) -> Login {
+    Login {
+        user_id: user.id.clone(),
+        password_hash: user.password_hash.clone(),
+    }
 }
 
 fn assert_same_user(actual: &User, expected: &User) {
@@ -308,15 +318,11 @@ async fn creating_a_user_reserves_every_login_key_it_holds(store: &dyn Store) {
     let keys = user.login_keys();
     assert_eq!(keys.len(), 4);
     for key in &keys {
-        let found = store
-            .user_by_login(key)
-            .await
-            .unwrap()
-            .expect("key reserved");
-        assert_same_user(&found, &user);
+        let found = store.login(key).await.unwrap().expect("key reserved");
+        assert_eq!(found, login_of(&user));
     }
     assert!(store
-        .user_by_login(&email_key(&new_email()))
+        .login(&email_key(&new_email()))
         .await
         .unwrap()
         .is_none());
@@ -675,6 +681,33 @@ async fn removing_the_phone_releases_it(store: &dyn Store) {
     other.phone = Some(phone);
     create(store, &other).await;
     assert_eq!(owner_of(store, &key).await, Some(other.id));
+}
+
+async fn every_login_key_reads_the_current_password_hash(store: &dyn Store) {
+    let mut user = new_user();
+    user.password_hash = None;
+    user.email = Some(new_email());
+    create(store, &user).await;
+    let keys = user.login_keys();
+    for key in &keys {
+        assert_eq!(store.login(key).await.unwrap(), Some(login_of(&user)));
+    }
+
+    let set_password = change(&user, |u| {
+        u.password_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3".to_string())
+    });
+    assert_eq!(store.apply(&set_password).await.unwrap(), Ok(()));
+    let phone = new_phone();
+    let add_phone = change(&set_password.after, |u| u.phone = Some(phone.clone()));
+    assert_eq!(store.apply(&add_phone).await.unwrap(), Ok(()));
+    for key in add_phone.after.login_keys() {
+        assert_eq!(
+            store.login(&key).await.unwrap(),
+            Some(login_of(&add_phone.after)),
+            "{key:?}"
+        );
+    }
+    assert_eq!(add_phone.after.login_keys().len(), keys.len() + 1);
 }
 
 async fn rejections_take_precedence_stale_then_sudo_then_token_then_taken(store: &dyn Store) {

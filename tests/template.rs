@@ -19,8 +19,8 @@ use shared::http::routes::{functions, Operation, ROUTES};
 enum StoreCall {
     /// `user`: GetItem.
     User,
-    /// `user_by_login`: GetItem of the login key, then of the account.
-    UserByLogin,
+    /// `login`: GetItem of the login key.
+    Login,
     /// `apply` creating an account: Put of the user and of each login key, Update spending
     /// the verification or provider token.
     ApplyCreate,
@@ -73,7 +73,7 @@ impl StoreCall {
         // A write whose outcome stayed unknown after the SDK's retries (its answer lost) is
         // settled with one consistent GetItem: transactions, rotation and revocation.
         match self {
-            User | UserByLogin | Session | Verification | VerificationToken | ProviderToken => {
+            User | Login | Session | Verification | VerificationToken | ProviderToken => {
                 &["dynamodb:GetItem"]
             }
             ApplyCreate | ApplyAddAndSpend | RedeemVerification | ExchangeForSudo => &[
@@ -112,7 +112,7 @@ fn store_calls(operation: Operation) -> &'static [StoreCall] {
     use StoreCall::*;
     match operation {
         Operation::SignUp => &[ProviderToken, ApplyCreate, CreateSession],
-        Operation::SignIn => &[AcquireCooldown, UserByLogin, CountEvent, CreateSession],
+        Operation::SignIn => &[AcquireCooldown, Login, CountEvent, CreateSession],
         Operation::RefreshToken => &[Session, RotateRefreshToken, RevokeSession],
         Operation::Revoke => &[Session, RevokeSession],
         Operation::SignOut => &[SessionAndUser, Session, RevokeSession],
@@ -129,7 +129,7 @@ fn store_calls(operation: Operation) -> &'static [StoreCall] {
             SessionAndUser,
             CountEvent,
             AcquireCooldown,
-            UserByLogin,
+            Login,
             PutVerification,
         ],
         Operation::Verify => &[
@@ -141,12 +141,7 @@ fn store_calls(operation: Operation) -> &'static [StoreCall] {
         Operation::BindContact => &[SessionAndUser, ApplyReplaceWithSudoAndSpend, User],
         Operation::GrantProviderToken => &[CountEvent, PutProviderToken],
         Operation::BindProvider => &[SessionAndUser, ProviderToken, ApplyAddAndSpend, User],
-        Operation::SignInWithProvider => &[
-            ProviderToken,
-            SpendProviderToken,
-            UserByLogin,
-            CreateSession,
-        ],
+        Operation::SignInWithProvider => &[ProviderToken, SpendProviderToken, Login, CreateSession],
         Operation::ListProviders => &[SessionAndUser],
         Operation::UnbindProvider => &[SessionAndUser, ApplyRelease, User],
     }

@@ -181,28 +181,108 @@ impl PasswordHasher {
     }
 }
 
-fn argon2() -> argon2::Argon2<'static> {
-    let params = argon2::Params::new(19 * 1024, 2, 1, None).expect("OWASP Argon2id parameters");
-    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+fn params() -> argon2::Params {
+    argon2::Params::new(19 * 1024, 2, 1, None).expect("OWASP Argon2id parameters")
 }
 
+/// Argon2id's working memory (19 MiB per hash), kept for the next hash. Allocated and freed
+/// per hash, glibc kept the freed copies in the heap: peak RSS of the sign-in function grew
+/// to 200-370 MiB (BENCHMARKS.md). Reused, a process holds one per concurrent hash (a Lambda
+/// sandbox: one).
+static WORKING_MEMORY: std::sync::Mutex<Vec<Vec<argon2::Block>>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn with_working_memory<T>(
+    params: &argon2::Params,
+    run: impl FnOnce(&mut [argon2::Block]) -> T,
+) -> T {
+    let take = || {
+        WORKING_MEMORY
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+    };
+    let mut blocks = take().unwrap_or_default();
+    if blocks.len() < params.block_count() {
+        blocks.resize(params.block_count(), argon2::Block::new());
+    }
+    let answer = run(&mut blocks);
+    WORKING_MEMORY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(blocks);
+    answer
+}
+
+/// The raw Argon2id output of `password` for `salt`, as long as `out`.
+fn argon2_into(
+    params: argon2::Params,
+    version: argon2::Version,
+    password: &str,
+    salt: &[u8],
+    out: &mut [u8],
+) -> AuthResult<()> {
+    let hasher = argon2::Argon2::new(argon2::Algorithm::Argon2id, version, params.clone());
+    with_working_memory(&params, |blocks| {
+        hasher.hash_password_into_with_memory(password.as_bytes(), salt, out, blocks)
+    })
+    .map_err(|e| AuthError::Internal(format!("hashing a password: {e}")))
+}
+
+/// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`), as `argon2` itself writes.
 fn hash_blocking(password: &str) -> AuthResult<String> {
-    use argon2::password_hash::{PasswordHasher as _, SaltString};
+    use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+    let internal =
+        |what: &str, e: argon2::password_hash::Error| AuthError::Internal(format!("{what}: {e}"));
     let salt = SaltString::encode_b64(&random_bytes::<16>())
-        .map_err(|e| AuthError::Internal(format!("encoding a salt: {e}")))?;
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| AuthError::Internal(format!("hashing a password: {e}")))
+        .map_err(|e| internal("encoding a salt", e))?;
+    let mut salt_bytes = [0u8; 16];
+    let salt_bytes = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| internal("decoding a salt", e))?;
+    let params = params();
+    let mut out = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(
+        params.clone(),
+        argon2::Version::V0x13,
+        password,
+        salt_bytes,
+        &mut out,
+    )?;
+    let phc = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(argon2::Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| internal("encoding parameters", e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| internal("encoding a hash", e))?),
+    };
+    Ok(phc.to_string())
 }
 
+/// Whether `password` gives `stored` (a PHC string), compared in constant time.
 fn verify_blocking(password: &str, stored: &str) -> AuthResult<bool> {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    let parsed = PasswordHash::new(stored)
-        .map_err(|e| AuthError::Internal(format!("a stored password hash does not parse: {e}")))?;
-    Ok(argon2()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok())
+    use argon2::password_hash::{Output, PasswordHash};
+    let malformed = |e: argon2::password_hash::Error| {
+        AuthError::Internal(format!("a stored password hash does not parse: {e}"))
+    };
+    let parsed = PasswordHash::new(stored).map_err(malformed)?;
+    if parsed.algorithm != argon2::ARGON2ID_IDENT {
+        return Err(malformed(argon2::password_hash::Error::Algorithm));
+    }
+    let version = match parsed.version {
+        Some(version) => argon2::Version::try_from(version).map_err(|e| malformed(e.into()))?,
+        None => argon2::Version::V0x13,
+    };
+    let params = argon2::Params::try_from(&parsed).map_err(malformed)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(malformed(argon2::password_hash::Error::PhcStringField));
+    };
+    let mut salt_bytes = [0u8; argon2::password_hash::Salt::MAX_LENGTH];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(malformed)?;
+    let mut out = vec![0u8; expected.len()];
+    argon2_into(params, version, password, salt_bytes, &mut out)?;
+    // `Output`'s equality is constant-time.
+    Ok(Output::new(&out).map_err(malformed)? == expected)
 }
 
 #[cfg(test)]
@@ -256,6 +336,39 @@ mod tests {
         assert!(AccessTokens::from_pem(&pem, "i", "a").is_ok());
         let err = AccessTokens::from_pem("nonsense", "i", "a").err().unwrap();
         assert!(err.0.contains("AUTH_JWT_PRIVATE_KEY"));
+    }
+
+    #[test]
+    fn hashes_are_standard_phc_strings_both_ways() {
+        use argon2::password_hash::{
+            PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString,
+        };
+        let ours = hash_blocking("correct horse").unwrap();
+        assert!(
+            ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{ours}"
+        );
+        let reference = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            params(),
+        );
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(reference.verify_password(b"correct horse", &parsed).is_ok());
+        assert!(reference.verify_password(b"wrong horse", &parsed).is_err());
+
+        let salt = SaltString::encode_b64(b"sixteen byte salt").unwrap();
+        let theirs = reference
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_blocking("correct horse", &theirs).unwrap());
+        assert!(!verify_blocking("wrong horse", &theirs).unwrap());
+        assert!(verify_blocking(
+            "correct horse",
+            "$argon2i$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g"
+        )
+        .is_err());
     }
 
     #[tokio::test]

@@ -58,6 +58,13 @@ pub enum ChangeRejected {
     Stale,
 }
 
+/// A login key's holder, as sign-in needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Login {
+    pub user_id: UserId,
+    pub password_hash: Option<String>,
+}
+
 /// The answer of a limit: go ahead, or wait until the given time.
 pub type LimitDecision = Result<(), UnixTime>;
 
@@ -68,7 +75,9 @@ pub type CountDecision = Result<u32, UnixTime>;
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn user(&self, id: &UserId) -> Result<Option<User>, DependencyError>;
-    async fn user_by_login(&self, key: &LoginKey) -> Result<Option<User>, DependencyError>;
+    /// Who holds a login key, with the account's password hash: the key carries it, so that
+    /// sign-in costs one read.
+    async fn login(&self, key: &LoginKey) -> Result<Option<Login>, DependencyError>;
     async fn apply(
         &self,
         change: &AccountChange,

@@ -10,7 +10,7 @@
 //! | `pk`                              | attributes                                                      |
 //! |-----------------------------------|-----------------------------------------------------------------|
 //! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `created_at`, `updated_at`, `version` |
-//! | `LOGIN#<LoginKey::storage_key()>` | `user_id`: reserves a username, email, phone or provider identity for one account |
+//! | `LOGIN#<LoginKey::storage_key()>` | `user_id`, `password_hash`?: reserves a username, email, phone or provider identity for one account; the account's password hash is repeated here (same transaction) so that sign-in is one read |
 //! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`        |
 //! | `VERIF#<verification id>`         | `address_kind`, `address`, `code_hash` (hex), `attempts`, `used`, `expires_at` |
 //! | `VTOKEN#<hash hex>`               | `address_kind`, `address`, `used`, `expires_at` (verification token) |
@@ -31,7 +31,8 @@
 //!
 //! * `apply` is one `TransactWriteItems`: the user item `Put` (conditional on
 //!   `attribute_not_exists(pk)` on creation, else on the version read), a `Put` of each login
-//!   key the account gains (`attribute_not_exists(pk) OR user_id = :uid`), a `Delete` of each
+//!   key the account gains (`attribute_not_exists(pk) OR user_id = :uid`; also of each key it
+//!   keeps when its password hash changes, which the keys repeat), a `Delete` of each
 //!   key it loses (`attribute_not_exists(pk) OR user_id = :uid`), a `ConditionCheck` of the sudo
 //!   token and an `Update` spending the verification or provider token. Cancellation reasons
 //!   are mapped back by item index to `ChangeRejected` with the embedded store's precedence:
@@ -98,7 +99,8 @@ use crate::domain::{
     UnixTime, User, UserId, Username, Verification, VerificationId, VerificationToken,
 };
 use crate::ports::{
-    AccountChange, ChangeRejected, CountDecision, DependencyError, LimitDecision, Spend, Store,
+    AccountChange, ChangeRejected, CountDecision, DependencyError, LimitDecision, Login, Spend,
+    Store,
 };
 
 /// The hash key of the table.
@@ -250,6 +252,15 @@ fn user_item(user: &User) -> Item {
     item.insert("created_at".into(), n(user.created_at));
     item.insert("updated_at".into(), n(user.updated_at));
     item.insert("version".into(), n(user.version));
+    item
+}
+
+fn login_item(storage_key: &str, user: &User) -> Item {
+    let mut item = key_of(login_pk(storage_key));
+    item.insert("user_id".into(), s(user.id.as_str()));
+    if let Some(hash) = &user.password_hash {
+        item.insert("password_hash".into(), s(hash.as_str()));
+    }
     item
 }
 
@@ -451,6 +462,14 @@ fn user_from(item: &Item) -> Result<User, DependencyError> {
     })
 }
 
+fn login_from(item: &Item) -> Result<Login, DependencyError> {
+    let record = Record::new(item, "login");
+    Ok(Login {
+        user_id: record.parse("user_id", UserId::parse)?,
+        password_hash: record.opt_str("password_hash")?.map(str::to_string),
+    })
+}
+
 fn session_from(item: &Item) -> Result<Session, DependencyError> {
     let record = Record::new(item, "session");
     Ok(Session {
@@ -515,6 +534,8 @@ fn provider_token_from(item: &Item) -> Result<ProviderToken, DependencyError> {
 enum Part {
     User,
     Reserve(LoginKey),
+    /// A login key the account keeps, rewritten because the password hash it repeats changed.
+    Refresh,
     Release,
     Sudo,
     Spend,
@@ -960,21 +981,29 @@ impl DynamoStore {
         let after_storage: HashSet<String> = after_keys.iter().map(LoginKey::storage_key).collect();
 
         let owned = "attribute_not_exists(#pk) OR #user_id = :uid";
+        let password_changed = change
+            .before
+            .as_ref()
+            .is_some_and(|before| before.password_hash != change.after.password_hash);
         let mut seen = HashSet::new();
         for key in after_keys {
             let storage_key = key.storage_key();
-            if before_storage.contains(&storage_key) || !seen.insert(storage_key.clone()) {
+            let kept = before_storage.contains(&storage_key);
+            if (kept && !password_changed) || !seen.insert(storage_key.clone()) {
                 continue;
             }
-            let mut item = key_of(login_pk(&storage_key));
-            item.insert("user_id".into(), uid.clone());
             let part = self.put_part(
-                item,
+                login_item(&storage_key, &change.after),
                 owned,
                 &[("#pk", PARTITION_KEY), ("#user_id", "user_id")],
                 vec![(":uid", uid.clone())],
             )?;
-            parts.push((Part::Reserve(key), part));
+            let role = if kept {
+                Part::Refresh
+            } else {
+                Part::Reserve(key)
+            };
+            parts.push((role, part));
         }
         for storage_key in &before_storage {
             if after_storage.contains(storage_key) {
@@ -1032,15 +1061,11 @@ impl Store for DynamoStore {
             .transpose()
     }
 
-    async fn user_by_login(&self, key: &LoginKey) -> Result<Option<User>, DependencyError> {
-        let Some(login) = self
-            .get("GetItem login", login_pk(&key.storage_key()))
+    async fn login(&self, key: &LoginKey) -> Result<Option<Login>, DependencyError> {
+        self.get("GetItem login", login_pk(&key.storage_key()))
             .await?
-        else {
-            return Ok(None);
-        };
-        let user_id = Record::new(&login, "login").parse("user_id", UserId::parse)?;
-        self.user(&user_id).await
+            .map(|item| login_from(&item))
+            .transpose()
     }
 
     async fn apply(
@@ -1100,9 +1125,10 @@ impl Store for DynamoStore {
         if let Some(key) = taken {
             return Ok(Err(ChangeRejected::Taken(key)));
         }
-        // Only a release failed: the account's record lists a key another account holds.
+        // Only a release or refresh failed: the account's record lists a key another account
+        // holds.
         Err(DependencyError(
-            "DynamoDB apply: a login key the account releases is held by another account"
+            "DynamoDB apply: a login key the account keeps or releases is held by another account"
                 .to_string(),
         ))
     }

@@ -12,7 +12,8 @@ use crate::domain::{
     UserId, Verification, VerificationId, VerificationToken,
 };
 use crate::ports::{
-    AccountChange, ChangeRejected, CountDecision, DependencyError, LimitDecision, Spend, Store,
+    AccountChange, ChangeRejected, CountDecision, DependencyError, LimitDecision, Login, Spend,
+    Store,
 };
 
 #[derive(Default)]
@@ -66,13 +67,12 @@ impl Store for MemoryStore {
         Ok(self.state().users.get(id).cloned())
     }
 
-    async fn user_by_login(&self, key: &LoginKey) -> Result<Option<User>, DependencyError> {
+    async fn login(&self, key: &LoginKey) -> Result<Option<Login>, DependencyError> {
         let state = self.state();
-        Ok(state
-            .logins
-            .get(&key.storage_key())
-            .and_then(|id| state.users.get(id))
-            .cloned())
+        Ok(state.logins.get(&key.storage_key()).map(|id| Login {
+            user_id: id.clone(),
+            password_hash: state.users.get(id).and_then(|u| u.password_hash.clone()),
+        }))
     }
 
     async fn apply(

@@ -19,7 +19,7 @@ use crate::domain::{
 use crate::error::{AuthError, AuthResult};
 use crate::ops::accounts::{self, LoginName, NewIdentity, SignUp};
 use crate::ops::association::{self, BindContact, SudoProof, Target};
-use crate::ops::{authenticate, providers, App, Principal, RefreshToken};
+use crate::ops::{providers, App, Caller, Principal, RefreshToken};
 use routes::{Match, Operation, Route};
 use wire::*;
 
@@ -214,11 +214,15 @@ fn bearer(req: &Request) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-async fn principal(app: &App, req: &Request) -> AuthResult<Principal> {
+fn caller(app: &App, req: &Request) -> AuthResult<Caller> {
     let token = bearer(req).ok_or(AuthError::Unauthenticated(
         "an Authorization: Bearer access token is required",
     ))?;
-    authenticate(app, token).await
+    Caller::from_access_token(app, token)
+}
+
+async fn principal(app: &App, req: &Request) -> AuthResult<Principal> {
+    caller(app, req)?.principal(app).await
 }
 
 async fn dispatch(
@@ -315,7 +319,7 @@ async fn dispatch(
         }
         Operation::CurrentUser => json(UserAnswer::from(&principal(app, req).await?.user)),
         Operation::Sudo => {
-            let who = principal(app, req).await?;
+            let who = caller(app, req)?;
             let b: SudoBody = body(req)?;
             let proof = match (b.password, b.verification_token) {
                 (Some(password), None) => SudoProof::Password(Password::parse(&password)?),
@@ -349,7 +353,7 @@ async fn dispatch(
                 }
             };
             let who = match bearer(req) {
-                Some(_) => Some(principal(app, req).await?),
+                Some(_) => Some(caller(app, req)?),
                 None => None,
             };
             let sent =
@@ -416,7 +420,7 @@ async fn dispatch(
             })
         }
         Operation::BindProvider => {
-            let who = principal(app, req).await?;
+            let who = caller(app, req)?;
             let b: ProviderTokenOnlyBody = body(req)?;
             let token = SecretToken::parse(
                 "provider_token",

@@ -165,13 +165,13 @@ pub async fn sign_in(app: &App, login: LoginName, password: Password) -> AuthRes
     let now = app.clock.now();
     // Throttled per login name whether or not an account has it, so the limit reveals nothing.
     let throttle = PasswordThrottle::new(app, &login.0.storage_key());
-    let (allowed, user) = tokio::join!(throttle.check(app, now), app.store.user_by_login(&login.0));
+    let (allowed, holder) = tokio::join!(throttle.check(app, now), app.store.login(&login.0));
     allowed?;
-    let user = user?;
-    let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
+    let holder = holder?;
+    let stored = holder.as_ref().and_then(|h| h.password_hash.as_deref());
     let matched = app.passwords.verify(password, stored).await?;
-    match user {
-        Some(user) if matched => start_session(app, &user.id).await,
+    match holder {
+        Some(holder) if matched => start_session(app, &holder.user_id).await,
         _ => {
             throttle.record_failure(app, now).await?;
             Err(AuthError::InvalidUsernameOrPassword)

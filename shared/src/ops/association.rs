@@ -10,7 +10,9 @@ use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountChange, ChangeRejected, Message, Spend, SudoCheck};
 
 use super::accounts::taken;
-use super::{limit_key, purpose, within_ip_limit, within_limit, App, PasswordThrottle, Principal};
+use super::{
+    limit_key, purpose, within_ip_limit, within_limit, App, Caller, PasswordThrottle, Principal,
+};
 
 /// How the caller re-authenticates for sudo.
 #[derive(Debug)]
@@ -26,30 +28,35 @@ pub struct SudoGrant {
     pub expires_in: i64,
 }
 
-pub async fn sudo(app: &App, principal: &Principal, proof: SudoProof) -> AuthResult<SudoGrant> {
+pub async fn sudo(app: &App, caller: &Caller, proof: SudoProof) -> AuthResult<SudoGrant> {
     let now = app.clock.now();
-    let user = &principal.user;
     let sudo_token = SecretToken::generate();
-    let record = SudoToken {
+    let record = |principal: &Principal| SudoToken {
         hash: app.secrets.token(purpose::SUDO, &sudo_token),
-        user_id: user.id.clone(),
+        user_id: principal.user.id.clone(),
         session_id: principal.session.id.clone(),
         expires_at: now + app.settings.sudo_token_ttl_secs,
     };
-    match proof {
+    // Each proof's first read runs while the caller's session and account load.
+    let principal = match proof {
         SudoProof::Password(password) => {
-            let Some(stored) = user.password_hash.as_deref() else {
+            let throttle =
+                PasswordThrottle::new(app, &format!("user#{}", caller.user_id().as_str()));
+            let (principal, allowed) =
+                tokio::join!(caller.principal(app), throttle.check(app, now));
+            let principal = principal?;
+            let Some(stored) = principal.user.password_hash.as_deref() else {
                 return Err(AuthError::FailedPrecondition(
                     "the account has no password; use a verification_token instead",
                 ));
             };
-            let throttle = PasswordThrottle::new(app, &format!("user#{}", user.id.as_str()));
-            throttle.check(app, now).await?;
+            allowed?;
             if !app.passwords.verify(password, Some(stored)).await? {
                 throttle.record_failure(app, now).await?;
                 return Err(AuthError::InvalidPassword("the password is wrong"));
             }
-            app.store.put_sudo_token(&record).await?;
+            app.store.put_sudo_token(&record(&principal)).await?;
+            principal
         }
         SudoProof::VerificationToken(token) => {
             let denied = || {
@@ -58,24 +65,24 @@ pub async fn sudo(app: &App, principal: &Principal, proof: SudoProof) -> AuthRes
                 )
             };
             let hash = app.secrets.token(purpose::VERIFICATION_TOKEN, &token);
-            let stored = app
-                .store
-                .verification_token(&hash)
-                .await?
-                .ok_or_else(denied)?;
-            if !user.has_address(&stored.address) {
+            let (principal, stored) =
+                tokio::join!(caller.principal(app), app.store.verification_token(&hash));
+            let principal = principal?;
+            let stored = stored?.ok_or_else(denied)?;
+            if !principal.user.has_address(&stored.address) {
                 return Err(denied());
             }
             if !app
                 .store
-                .exchange_for_sudo(&hash, &stored.address, now, &record)
+                .exchange_for_sudo(&hash, &stored.address, now, &record(&principal))
                 .await?
             {
                 return Err(denied());
             }
+            principal
         }
-    }
-    tracing::info!(user = user.id.as_str(), "sudo granted");
+    };
+    tracing::info!(user = principal.user.id.as_str(), "sudo granted");
     Ok(SudoGrant {
         sudo_token,
         expires_in: app.settings.sudo_token_ttl_secs,
@@ -104,22 +111,17 @@ pub struct VerificationSent {
 
 pub async fn send_verification(
     app: &App,
-    principal: Option<&Principal>,
+    caller: Option<&Caller>,
     address: Address,
     target: Target,
     client_ip: Option<IpAddr>,
 ) -> AuthResult<VerificationSent> {
     let now = app.clock.now();
     let settings = &app.settings;
-    if target == Target::CurrentUser {
-        let principal = principal.ok_or(AuthError::Unauthenticated(
+    if target == Target::CurrentUser && caller.is_none() {
+        return Err(AuthError::Unauthenticated(
             "target CUR_USER needs a signed-in caller",
-        ))?;
-        if !principal.user.has_address(&address) {
-            return Err(AuthError::PermissionDenied(
-                "the address is not bound to the signed-in account",
-            ));
-        }
+        ));
     }
     let store = &app.store;
     let address_key = address.stored();
@@ -128,7 +130,13 @@ pub async fn send_verification(
     let ip_key = client_ip.map(|ip| limit_key(app, "code-ip", &ip.to_string()));
     let login = LoginKey::Address(address.clone());
     // Independent reads and counters run concurrently: one round trip of latency.
-    let (by_ip, gap, hourly, owner) = tokio::join!(
+    let (principal, by_ip, gap, hourly, owner) = tokio::join!(
+        async {
+            match caller {
+                Some(caller) => caller.principal(app).await.map(Some),
+                None => Ok(None),
+            }
+        },
         async {
             match &ip_key {
                 Some(key) => store
@@ -145,13 +153,21 @@ pub async fn send_verification(
             3600,
             now
         ),
-        store.user_by_login(&login),
+        store.login(&login),
     );
     // The resend cooldown is held from here on. Should a dependency fail, give it back: the
     // answer says to try again, and the code (if one went out) is not verifiable anyway.
     let cooldown_until = now + settings.code_resend_interval_secs;
     let holds_cooldown = matches!(gap, Ok(Ok(())));
     let outcome = async {
+        let principal = principal?;
+        if target == Target::CurrentUser
+            && !principal.is_some_and(|p| p.user.has_address(&address))
+        {
+            return Err(AuthError::PermissionDenied(
+                "the address is not bound to the signed-in account",
+            ));
+        }
         if let Some(decision) = by_ip? {
             within_limit(decision, now)?;
         }
@@ -196,7 +212,14 @@ pub async fn send_verification(
         Ok::<_, AuthError>((verification_id, is_user))
     }
     .await;
-    if matches!(outcome, Err(AuthError::Unavailable(_))) && holds_cooldown {
+    // Nor does a caller that may not send to this address hold it.
+    let gives_back = matches!(
+        outcome,
+        Err(AuthError::Unavailable(_)
+            | AuthError::Unauthenticated(_)
+            | AuthError::PermissionDenied(_))
+    );
+    if gives_back && holds_cooldown {
         if let Err(err) = store.release_cooldown(&cooldown_key, cooldown_until).await {
             tracing::warn!(error = %err, "the resend cooldown was not released");
         }

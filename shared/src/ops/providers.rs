@@ -10,7 +10,7 @@ use crate::ports::{ProviderError, Spend};
 use super::association::change_account;
 use std::net::IpAddr;
 
-use super::{purpose, start_session, within_ip_limit, App, Credentials, Principal};
+use super::{purpose, start_session, within_ip_limit, App, Caller, Credentials, Principal};
 
 #[derive(Debug)]
 pub struct ProviderGrant {
@@ -91,8 +91,10 @@ pub(crate) async fn live_provider_token(
     }
 }
 
-pub async fn bind_provider(app: &App, principal: &Principal, token: SecretToken) -> AuthResult<()> {
-    let stored = live_provider_token(app, &token).await?;
+pub async fn bind_provider(app: &App, caller: &Caller, token: SecretToken) -> AuthResult<()> {
+    let (principal, stored) = tokio::join!(caller.principal(app), live_provider_token(app, &token));
+    let principal = &principal?;
+    let stored = stored?;
     let identity = stored.identity.clone();
     let spend = Spend::Provider {
         hash: stored.hash.clone(),
@@ -124,14 +126,14 @@ pub async fn bind_provider(app: &App, principal: &Principal, token: SecretToken)
 
 pub async fn sign_in_with_provider(app: &App, token: SecretToken) -> AuthResult<Credentials> {
     let stored = live_provider_token(app, &token).await?;
-    let user = app
+    let holder = app
         .store
-        .user_by_login(&LoginKey::Provider(stored.identity))
+        .login(&LoginKey::Provider(stored.identity))
         .await?
         .ok_or(AuthError::NotFound(
             "no account is bound to this provider identity",
         ))?;
-    start_session(app, &user.id).await
+    start_session(app, &holder.user_id).await
 }
 
 pub struct ProviderState {
