@@ -1262,6 +1262,14 @@ async fn wechat_binds_and_signs_in_to_the_same_account(backend: Backend) {
         )
         .await;
     assert_eq!(signin.assert_ok()["sub"], account.sub.as_str());
+    // A provider token signs in once.
+    server
+        .post(
+            "/auth/v1/signin/with/provider",
+            json!({"provider_token": again.text("provider_token")}),
+        )
+        .await
+        .assert_error(403, "permission_denied");
     let stranger = provider_token(&server, &format!("ok:{}", unique("wx"))).await;
     server
         .post(
@@ -1270,6 +1278,25 @@ async fn wechat_binds_and_signs_in_to_the_same_account(backend: Backend) {
         )
         .await
         .assert_error(404, "not_found");
+
+    // The identity at the end of a provider token is part of what was hashed: moving it to
+    // another token, or cutting it off, voids the token.
+    let stranger_token = stranger.text("provider_token");
+    let own_token = again.text("provider_token");
+    let (stranger_secret, _) = stranger_token.split_once('.').expect("a suffix");
+    let (own_secret, own_identity) = own_token.split_once('.').expect("a suffix");
+    for forged in [
+        format!("{stranger_secret}.{own_identity}"),
+        own_secret.to_string(),
+    ] {
+        server
+            .post(
+                "/auth/v1/signin/with/provider",
+                json!({"provider_token": forged}),
+            )
+            .await
+            .assert_error(403, "permission_denied");
+    }
 }
 
 async fn wechat_identity_belongs_to_one_account_only(backend: Backend) {

@@ -887,9 +887,11 @@ async fn binding_a_provider_happens_fully_or_not_at_all_under_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_with_a_provider_starts_a_session_or_is_unavailable_under_faults() {
+    // The provider token and the login key are read together; one transaction spends the
+    // token and stores the session.
     let targets = vec![
         needed(Call::dynamodb("GetItem")),
-        needed(Call::dynamodb_on("PutItem", "SESSION#")),
+        needed(Call::dynamodb("TransactWriteItems")),
     ];
     // An account with a WeChat identity bound.
     let setup = |rig: Arc<Rig>| async move {
@@ -920,13 +922,20 @@ async fn sign_in_with_a_provider_starts_a_session_or_is_unavailable_under_faults
         };
         let before = state(s).await;
         let mut reply = rig.under(&case, sign_in()).await;
-        let changes = diff(&before, &state(s).await);
-        changes.assert_nothing_but(&rig, &case, &["SESSION#"]);
         if reply.status == 503 {
+            // Unavailable: the token is not spent and no session was stored.
+            diff(&before, &state(s).await).assert_nothing_but(&rig, &case, &[]);
             reply = sign_in().await;
         }
         assert_credentials_for(&reply, Some(&account.sub));
         assert_signed_in(s, &reply).await;
+        let items = state(s).await;
+        let spent = items
+            .iter()
+            .filter(|(pk, _)| pk.starts_with("PTOKEN#"))
+            .filter(|(_, item)| item["subject"] == format!("unionid-{name}"))
+            .all(|(_, item)| item["used"] == true);
+        assert!(spent, "{case}: the provider token was not spent");
     })
     .await;
 }

@@ -51,6 +51,7 @@ contract_tests!(
     an_expired_sudo_token_is_rejected,
     an_unknown_sudo_token_is_rejected,
     binding_a_provider_spends_a_provider_token_for_that_identity_only,
+    a_provider_token_exchanges_for_one_session_of_the_account_its_identity_names,
     changing_the_email_releases_the_old_one_for_another_account,
     removing_the_phone_releases_it,
     every_login_key_reads_the_current_password_hash,
@@ -635,6 +636,81 @@ async fn binding_a_provider_spends_a_provider_token_for_that_identity_only(store
     let key = LoginKey::Provider(identity);
     assert_eq!(owner_of(store, &key).await, Some(user.id.clone()));
     assert_eq!(stored_user(store, &user.id).await.providers, vec![link]);
+}
+
+async fn a_provider_token_exchanges_for_one_session_of_the_account_its_identity_names(
+    store: &dyn Store,
+) {
+    let identity = new_identity();
+    let mut user = new_user();
+    user.providers = vec![ProviderLink {
+        identity: identity.clone(),
+        profile: ProviderProfile::default(),
+    }];
+    create(store, &user).await;
+    let other = new_user();
+    create(store, &other).await;
+    let token = |identity: &ProviderIdentity, expires_at: UnixTime| ProviderToken {
+        hash: new_hash(),
+        identity: identity.clone(),
+        profile: ProviderProfile::default(),
+        expires_at,
+        used: false,
+    };
+    let exchange = |token: &ProviderToken, identity: &ProviderIdentity, session: &Session| {
+        let (hash, identity, session) = (token.hash.clone(), identity.clone(), session.clone());
+        async move {
+            store
+                .exchange_for_session(&hash, &identity, now(), &session)
+                .await
+                .unwrap()
+        }
+    };
+    let stored = |session: &Session| {
+        let id = session.id.clone();
+        async move { store.session(&id).await.unwrap() }
+    };
+
+    // Refused, writing nothing: a session for an account the identity does not name, a token
+    // of another identity, an expired token whose record remains.
+    let live = token(&identity, now() + 300);
+    store.put_provider_token(&live).await.unwrap();
+    let for_other = new_session(&other, now() + 3600);
+    assert!(!exchange(&live, &identity, &for_other).await);
+    assert!(stored(&for_other).await.is_none());
+    let session = new_session(&user, now() + 3600);
+    assert!(!exchange(&live, &new_identity(), &session).await);
+    let expired = token(&identity, now() - 1);
+    store.put_provider_token(&expired).await.unwrap();
+    assert!(!exchange(&expired, &identity, &session).await);
+    assert!(stored(&session).await.is_none());
+    assert!(
+        !store
+            .provider_token(&live.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .used
+    );
+
+    // Once: the token is spent and the session stored together.
+    assert!(exchange(&live, &identity, &session).await);
+    let kept = stored(&session).await.expect("the session is stored");
+    assert_eq!(
+        (kept.id, kept.user_id),
+        (session.id.clone(), user.id.clone())
+    );
+    assert!(
+        store
+            .provider_token(&live.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .used
+    );
+    let again = new_session(&user, now() + 3600);
+    assert!(!exchange(&live, &identity, &again).await);
+    assert!(stored(&again).await.is_none());
 }
 
 // ---------------------------------------------------------------------------------------------

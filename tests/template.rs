@@ -63,8 +63,9 @@ enum StoreCall {
     PutProviderToken,
     /// `provider_token`: GetItem.
     ProviderToken,
-    /// `spend_provider_token`: conditional UpdateItem.
-    SpendProviderToken,
+    /// `exchange_for_session`: transaction of an Update, a Put and a ConditionCheck (GetItem to
+    /// settle).
+    ExchangeForSession,
 }
 
 impl StoreCall {
@@ -78,6 +79,12 @@ impl StoreCall {
             }
             ApplyCreate | ApplyAddAndSpend | RedeemVerification | ExchangeForSudo => &[
                 "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:GetItem",
+            ],
+            ExchangeForSession => &[
+                "dynamodb:PutItem",
+                "dynamodb:ConditionCheckItem",
                 "dynamodb:UpdateItem",
                 "dynamodb:GetItem",
             ],
@@ -98,7 +105,7 @@ impl StoreCall {
             }
             SessionAndUser => &["dynamodb:BatchGetItem"],
             RotateRefreshToken | RevokeSession => &["dynamodb:UpdateItem", "dynamodb:GetItem"],
-            CountEvent | RecordWrongCode | SpendProviderToken => &["dynamodb:UpdateItem"],
+            CountEvent | RecordWrongCode => &["dynamodb:UpdateItem"],
             AcquireCooldown => &["dynamodb:PutItem", "dynamodb:GetItem"],
         }
     }
@@ -141,7 +148,7 @@ fn store_calls(operation: Operation) -> &'static [StoreCall] {
         Operation::BindContact => &[SessionAndUser, ApplyReplaceWithSudoAndSpend, User],
         Operation::GrantProviderToken => &[CountEvent, PutProviderToken],
         Operation::BindProvider => &[SessionAndUser, ProviderToken, ApplyAddAndSpend, User],
-        Operation::SignInWithProvider => &[ProviderToken, SpendProviderToken, Login, CreateSession],
+        Operation::SignInWithProvider => &[ProviderToken, Login, ExchangeForSession],
         Operation::ListProviders => &[SessionAndUser],
         Operation::UnbindProvider => &[SessionAndUser, ApplyRelease, User],
     }
@@ -962,6 +969,41 @@ fn only_functions_that_deliver_messages_may_send_email_and_sms() {
                 ses.is_empty() && sns.is_empty(),
                 "`{}` delivers no message but is granted {ses:?} {sns:?}",
                 function.binary
+            );
+        }
+    }
+}
+
+/// Each function's `main` links the adapters its operations use and no others: message
+/// delivery (SES, SNS) where an operation sends, WeChat where one exchanges codes.
+#[test]
+fn each_function_main_wires_exactly_the_adapters_its_operations_use() {
+    for function in functions() {
+        let path = format!(
+            "{}/functions/{function}/main.rs",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let main = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+        let operations = operations_of(function);
+        let serve = format!("shared::http::lambda::serve(\"{function}\", Wiring::LAMBDA");
+        assert!(
+            main.contains(&serve),
+            "{path}: main must call `{serve}...)`"
+        );
+        for (needed, wiring) in [
+            (
+                operations.iter().copied().any(delivers_messages),
+                ".with_message_delivery()",
+            ),
+            (
+                operations.iter().copied().any(calls_wechat),
+                ".with_wechat()",
+            ),
+        ] {
+            assert_eq!(
+                main.contains(wiring),
+                needed,
+                "{path}: `{wiring}` belongs exactly in the functions whose operations need it"
             );
         }
     }

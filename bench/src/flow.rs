@@ -13,63 +13,10 @@ use shared::ops::App;
 use shared::ports::{Delivery, DependencyError, Message};
 
 use crate::moto::Moto;
-use crate::process::FunctionProcess;
+use crate::process::{event, FunctionProcess};
 use crate::proxy::{DynamoUse, Proxy};
 
 pub const PASSWORD: &str = "correct horse battery";
-
-/// An API Gateway HTTP API (payload v2.0) event, as API Gateway sends it to Lambda.
-pub fn event(
-    method: &str,
-    path: &str,
-    bearer: Option<&str>,
-    body: Option<&Value>,
-    source_ip: &str,
-) -> Value {
-    let mut headers = serde_json::Map::new();
-    headers.insert("accept".into(), "application/json".into());
-    headers.insert(
-        "host".into(),
-        "bench.execute-api.us-east-1.amazonaws.com".into(),
-    );
-    headers.insert("user-agent".into(), "bench".into());
-    headers.insert("x-forwarded-for".into(), source_ip.into());
-    headers.insert("x-forwarded-proto".into(), "https".into());
-    if body.is_some() {
-        // What the CloudBase SDK sends.
-        headers.insert("content-type".into(), "text/plain;charset=UTF-8".into());
-    }
-    if let Some(token) = bearer {
-        headers.insert("authorization".into(), format!("Bearer {token}").into());
-    }
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "bench",
-            "domainName": "bench.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "bench",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": source_ip,
-                "userAgent": "bench",
-            },
-            "requestId": "bench-request",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "01/Jan/2025:00:00:00 +0000",
-            "timeEpoch": 1_735_689_600_000_u64,
-        },
-        "body": body.map(Value::to_string),
-        "isBase64Encoded": false,
-    })
-}
 
 /// A distinct client address per flow iteration, so the per-IP code limit never triggers.
 pub fn source_ip(i: usize) -> String {

@@ -1,11 +1,12 @@
-//! A function binary running as its own process against its own Runtime API emulator.
+//! A function binary running as its own process against its own Runtime API emulator, and
+//! the API Gateway events it is sent. `tests/lambda_runtime.rs` uses this module too.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::emulator::Emulator;
 
@@ -43,6 +44,59 @@ pub fn lambda_env(function: &str, runtime_api: &str) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
+}
+
+/// An API Gateway HTTP API (payload v2.0) event, as API Gateway sends it to Lambda.
+pub fn event(
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&Value>,
+    source_ip: &str,
+) -> Value {
+    let mut headers = serde_json::Map::new();
+    headers.insert("accept".into(), "application/json".into());
+    headers.insert(
+        "host".into(),
+        "bench.execute-api.us-east-1.amazonaws.com".into(),
+    );
+    headers.insert("user-agent".into(), "bench".into());
+    headers.insert("x-forwarded-for".into(), source_ip.into());
+    headers.insert("x-forwarded-proto".into(), "https".into());
+    if body.is_some() {
+        // What the CloudBase SDK sends.
+        headers.insert("content-type".into(), "text/plain;charset=UTF-8".into());
+    }
+    if let Some(token) = bearer {
+        headers.insert("authorization".into(), format!("Bearer {token}").into());
+    }
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "bench",
+            "domainName": "bench.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "bench",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": "bench",
+            },
+            "requestId": "bench-request",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "01/Jan/2025:00:00:00 +0000",
+            "timeEpoch": 1_735_689_600_000_u64,
+        },
+        "body": body.map(Value::to_string),
+        "isBase64Encoded": false,
+    })
 }
 
 /// One answer of a function, as API Gateway would turn it into HTTP.

@@ -8,7 +8,8 @@
 
 use serde_json::{json, Value};
 
-use crate::flow::{event, source_ip, PASSWORD};
+use crate::flow::{source_ip, PASSWORD};
+use crate::process::event;
 
 /// What the requests need: an access token signed with the functions' key for a session
 /// that no function process has (so the session lookup runs and finds nothing).

@@ -1,6 +1,8 @@
 //! Lambda function `bind-provider`: serves its rows of the route table.
 
+use shared::bootstrap::Wiring;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::lambda::serve("bind-provider").await
+    shared::http::lambda::serve("bind-provider", Wiring::LAMBDA).await
 }

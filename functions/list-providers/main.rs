@@ -1,6 +1,8 @@
 //! Lambda function `list-providers`: serves its rows of the route table.
 
+use shared::bootstrap::Wiring;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::lambda::serve("list-providers").await
+    shared::http::lambda::serve("list-providers", Wiring::LAMBDA).await
 }

@@ -1,6 +1,8 @@
 //! Lambda function `provider-token`: serves its rows of the route table.
 
+use shared::bootstrap::Wiring;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::lambda::serve("provider-token").await
+    shared::http::lambda::serve("provider-token", Wiring::LAMBDA.with_wechat()).await
 }

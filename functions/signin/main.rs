@@ -1,6 +1,8 @@
 //! Lambda function `signin`: serves its rows of the route table.
 
+use shared::bootstrap::Wiring;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::lambda::serve("signin").await
+    shared::http::lambda::serve("signin", Wiring::LAMBDA).await
 }

@@ -1,6 +1,8 @@
 //! Lambda function `sudo`: serves its rows of the route table.
 
+use shared::bootstrap::Wiring;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::lambda::serve("sudo").await
+    shared::http::lambda::serve("sudo", Wiring::LAMBDA).await
 }

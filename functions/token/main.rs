@@ -1,6 +1,8 @@
 //! Lambda function `token`: serves its rows of the route table.
 
+use shared::bootstrap::Wiring;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::lambda::serve("token").await
+    shared::http::lambda::serve("token", Wiring::LAMBDA).await
 }

@@ -1,6 +1,8 @@
 //! Lambda function `unbind-provider`: serves its rows of the route table.
 
+use shared::bootstrap::Wiring;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::lambda::serve("unbind-provider").await
+    shared::http::lambda::serve("unbind-provider", Wiring::LAMBDA).await
 }

@@ -1,6 +1,8 @@
 //! Lambda function `verification`: serves its rows of the route table.
 
+use shared::bootstrap::Wiring;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::lambda::serve("verification").await
+    shared::http::lambda::serve("verification", Wiring::LAMBDA.with_message_delivery()).await
 }

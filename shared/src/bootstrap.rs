@@ -1,41 +1,43 @@
 //! Builds the app from settings: chooses the adapters, loads keys, makes the AWS clients.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::adapters::aws_delivery::AwsDelivery;
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::memory::MemoryStore;
 use crate::adapters::outbox::Outbox;
+use crate::adapters::unwired::Unwired;
 use crate::adapters::wechat::{WeChat, WeChatApp};
 use crate::config::{ConfigError, DeliveryKind, Runtime, SecretSource, Settings, StoreKind};
 use crate::crypto::{AccessTokens, PasswordHasher};
 use crate::domain::SecretHasher;
 use crate::ops::App;
-use crate::ports::{Delivery, Store, SystemClock};
+use crate::ports::{Delivery, IdentityProvider, Store, SystemClock};
 
-/// Logs go to stderr; JSON on Lambda (CloudWatch parses it), text locally. `RUST_LOG` or
-/// `AWS_LAMBDA_LOG_LEVEL` choose the level.
+/// Logs go to stderr; JSON on Lambda (CloudWatch parses it), text locally. `RUST_LOG` (a
+/// level, or `target=level` pairs) or `AWS_LAMBDA_LOG_LEVEL` choose what is logged; `info`
+/// otherwise. (Not `EnvFilter`: its regular expressions cost every binary 130 KiB.)
 pub fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| {
-            std::env::var("AWS_LAMBDA_LOG_LEVEL")
-                .map_err(|_| ())
-                .and_then(|level| EnvFilter::try_new(level.to_lowercase()).map_err(|_| ()))
-        })
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = ["RUST_LOG", "AWS_LAMBDA_LOG_LEVEL"]
+        .into_iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find_map(|value| value.trim().parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
+    let registry = tracing_subscriber::registry().with(filter);
     let result = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-        builder
-            .json()
-            .with_current_span(false)
-            .without_time()
+        registry
+            .with(layer.json().with_current_span(false).without_time())
             .try_init()
     } else {
-        builder.try_init()
+        registry.with(layer).try_init()
     };
     // Already initialised (tests build several apps in one process): keep the first.
     drop(result);
@@ -164,8 +166,122 @@ pub struct Built {
     pub outbox: Option<Arc<Outbox>>,
 }
 
+type AwsConfigFuture =
+    Pin<Box<dyn Future<Output = Result<aws_config::SdkConfig, ConfigError>> + Send>>;
+
+/// Which adapters a binary can build. A Lambda function names only those its operations use,
+/// so the others, and the AWS SDKs and HTTP client behind them, are not linked into its
+/// binary (BENCHMARKS.md has the sizes). The route table says which operations a function
+/// serves; `tests/template.rs` checks each function's wiring against them.
+#[derive(Clone, Copy)]
+pub struct Wiring {
+    aws_config: fn(AwsCallBudget) -> AwsConfigFuture,
+    message_delivery: Option<MakeDelivery>,
+    wechat: Option<MakeIdentityProvider>,
+}
+
+type MakeDelivery = fn(&aws_config::SdkConfig, &Settings) -> Arc<dyn Delivery>;
+type MakeIdentityProvider = fn(&Settings, Option<WeChatApp>) -> Arc<dyn IdentityProvider>;
+
+impl Wiring {
+    /// `local-api`, the tests and the benchmark: everything, and AWS configuration from the
+    /// default provider chain (environment, profiles, SSO, ...).
+    pub const LOCAL: Wiring = Wiring {
+        aws_config: default_chain,
+        message_delivery: Some(aws_delivery),
+        wechat: Some(wechat),
+    };
+
+    /// A Lambda function: the store, and AWS configuration from what the Lambda runtime puts
+    /// in the environment (region, the role's credentials, `AWS_ENDPOINT_URL` if set). No
+    /// provider chain, so no file reads or network lookups, and none of its code.
+    pub const LAMBDA: Wiring = Wiring {
+        aws_config: lambda_environment,
+        message_delivery: None,
+        wechat: None,
+    };
+
+    /// For functions that send codes or notices: SES for email, SNS for SMS.
+    pub const fn with_message_delivery(self) -> Self {
+        Self {
+            message_delivery: Some(aws_delivery),
+            ..self
+        }
+    }
+
+    /// For functions that exchange WeChat codes.
+    pub const fn with_wechat(self) -> Self {
+        Self {
+            wechat: Some(wechat),
+            ..self
+        }
+    }
+}
+
+fn default_chain(budget: AwsCallBudget) -> AwsConfigFuture {
+    Box::pin(async move {
+        Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(budget.timeout_config())
+            .retry_config(budget.retry_config())
+            .load()
+            .await)
+    })
+}
+
+fn lambda_environment(budget: AwsCallBudget) -> AwsConfigFuture {
+    Box::pin(std::future::ready(lambda_sdk_config(budget, |name| {
+        std::env::var(name).ok()
+    })))
+}
+
+fn lambda_sdk_config(
+    budget: AwsCallBudget,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<aws_config::SdkConfig, ConfigError> {
+    use aws_config::environment::EnvironmentVariableCredentialsProvider;
+    use aws_sdk_dynamodb::config::SharedCredentialsProvider;
+    let set = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+    let region = set("AWS_REGION")
+        .or_else(|| set("AWS_DEFAULT_REGION"))
+        .ok_or_else(|| ConfigError("AWS_REGION is not set (Lambda always sets it)".into()))?;
+    let mut config = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .timeout_config(budget.timeout_config())
+        .retry_config(budget.retry_config());
+    if let Some(endpoint) = set("AWS_ENDPOINT_URL") {
+        config = config.endpoint_url(endpoint);
+    }
+    Ok(config.build())
+}
+
+fn aws_delivery(aws: &aws_config::SdkConfig, settings: &Settings) -> Arc<dyn Delivery> {
+    Arc::new(AwsDelivery::new(
+        aws_sdk_sesv2::Client::new(aws),
+        aws_sdk_sns::Client::new(aws),
+        settings.email_from.clone().unwrap_or_default(),
+    ))
+}
+
+fn wechat(settings: &Settings, app: Option<WeChatApp>) -> Arc<dyn IdentityProvider> {
+    Arc::new(WeChat::new(
+        app,
+        settings.wechat_api_base.clone(),
+        std::time::Duration::from_millis(settings.wechat_timeout_ms),
+    ))
+}
+
 pub async fn build(settings: Settings) -> Result<App, ConfigError> {
-    build_with_outbox(settings).await.map(|built| built.app)
+    build_wired(settings, Wiring::LOCAL)
+        .await
+        .map(|built| built.app)
+}
+
+pub async fn build_with_outbox(settings: Settings) -> Result<Built, ConfigError> {
+    build_wired(settings, Wiring::LOCAL).await
 }
 
 /// Reads a secret: from the settings, or from its SSM SecureString parameter.
@@ -203,10 +319,16 @@ async fn resolve(
         })
 }
 
-pub async fn build_with_outbox(settings: Settings) -> Result<Built, ConfigError> {
+/// Builds the app with the adapters `wiring` allows; the settings choose among them.
+pub async fn build_wired(settings: Settings, wiring: Wiring) -> Result<Built, ConfigError> {
+    // A function without WeChat does not read its secret.
+    let wx_open = settings
+        .wx_open
+        .as_ref()
+        .filter(|_| wiring.wechat.is_some());
     let uses_ssm = [
         settings.jwt_private_key.as_ref(),
-        settings.wx_open.as_ref().map(|w| &w.app_secret),
+        wx_open.map(|w| &w.app_secret),
     ]
     .into_iter()
     .flatten()
@@ -217,13 +339,7 @@ pub async fn build_with_outbox(settings: Settings) -> Result<Built, ConfigError>
     // are read over the network here.
     let budget = AwsCallBudget::from_env()?;
     let aws = if needs_aws {
-        Some(
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .timeout_config(budget.timeout_config())
-                .retry_config(budget.retry_config())
-                .load()
-                .await,
-        )
+        Some((wiring.aws_config)(budget).await?)
     } else {
         None
     };
@@ -236,7 +352,7 @@ pub async fn build_with_outbox(settings: Settings) -> Result<Built, ConfigError>
         None => AccessTokens::ephemeral(&settings.jwt_issuer, &settings.jwt_audience),
     };
     let secrets = SecretHasher::new(access_tokens.secret_hash_key());
-    let wechat_app = match &settings.wx_open {
+    let wechat_app = match wx_open {
         Some(wx) => Some(WeChatApp {
             app_id: wx.app_id.clone(),
             app_secret: resolve(&wx.app_secret, "AUTH_WX_OPEN_APP_SECRET", aws.as_ref()).await?,
@@ -261,24 +377,19 @@ pub async fn build_with_outbox(settings: Settings) -> Result<Built, ConfigError>
     };
     let (delivery, outbox): (Arc<dyn Delivery>, Option<Arc<Outbox>>) =
         match (settings.delivery, &aws) {
-            (DeliveryKind::Aws, Some(aws)) => (
-                Arc::new(AwsDelivery::new(
-                    aws_sdk_sesv2::Client::new(aws),
-                    aws_sdk_sns::Client::new(aws),
-                    settings.email_from.clone().unwrap_or_default(),
-                )),
-                None,
-            ),
+            (DeliveryKind::Aws, Some(aws)) => match wiring.message_delivery {
+                Some(make) => (make(aws, &settings), None),
+                None => (Arc::new(Unwired), None),
+            },
             _ => {
                 let outbox = Arc::new(Outbox::new());
                 (outbox.clone(), Some(outbox))
             }
         };
-    let identity_provider = Arc::new(WeChat::new(
-        wechat_app,
-        settings.wechat_api_base.clone(),
-        std::time::Duration::from_millis(settings.wechat_timeout_ms),
-    ));
+    let identity_provider: Arc<dyn IdentityProvider> = match wiring.wechat {
+        Some(make) => make(&settings, wechat_app),
+        None => Arc::new(Unwired),
+    };
     Ok(Built {
         app: App {
             settings,
@@ -327,6 +438,42 @@ mod tests {
             timeouts.operation_attempt_timeout(),
             Some(Duration::from_secs(1))
         );
+    }
+
+    #[test]
+    fn lambda_aws_configuration_comes_from_the_environment_alone() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| value.to_string())
+            }
+        };
+        let budget = budget(&[]).unwrap();
+        let config = lambda_sdk_config(
+            budget,
+            vars(&[
+                ("AWS_REGION", "eu-west-1"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
+        assert!(config.credentials_provider().is_some());
+        assert_eq!(
+            config.timeout_config().and_then(|t| t.operation_timeout()),
+            Some(budget.operation())
+        );
+
+        let fallback = lambda_sdk_config(budget, vars(&[("AWS_DEFAULT_REGION", "ap-east-1")]));
+        let fallback = fallback.unwrap();
+        assert_eq!(fallback.region().map(|r| r.as_ref()), Some("ap-east-1"));
+        assert_eq!(fallback.endpoint_url(), None);
+
+        let err = lambda_sdk_config(budget, vars(&[("AWS_REGION", " ")])).unwrap_err();
+        assert!(err.0.contains("AWS_REGION"), "{err}");
     }
 
     #[test]

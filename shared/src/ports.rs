@@ -163,11 +163,15 @@ pub trait Store: Send + Sync {
         &self,
         hash: &SecretHash,
     ) -> Result<Option<ProviderToken>, DependencyError>;
-    /// Spends a live provider token; false when it was already spent or has expired.
-    async fn spend_provider_token(
+    /// Spends a live provider token for `identity` and stores `session` in one atomic step,
+    /// provided the identity still signs in to the session's account; false (nothing written)
+    /// when the token is spent, expired or for another identity, or the identity moved.
+    async fn exchange_for_session(
         &self,
-        hash: &SecretHash,
+        provider_token: &SecretHash,
+        identity: &ProviderIdentity,
         now: UnixTime,
+        session: &Session,
     ) -> Result<bool, DependencyError>;
 }
 

@@ -37,8 +37,9 @@
 //!   token and an `Update` spending the verification or provider token. Cancellation reasons
 //!   are mapped back by item index to `ChangeRejected` with the embedded store's precedence:
 //!   `Stale`, then `Sudo`, then `Token`, then `Taken`.
-//! * `redeem_verification` and `exchange_for_sudo` are one transaction each: spend, and store
-//!   the token the spend earns.
+//! * `redeem_verification`, `exchange_for_sudo` and `exchange_for_session` are one transaction
+//!   each: spend, and store the token or session the spend earns (for a session, with a
+//!   `ConditionCheck` that the provider identity still names its account).
 //! * `rotate_refresh_token`, `record_wrong_code`, `count_event` and `acquire_cooldown` are one
 //!   conditional write each.
 //!
@@ -62,8 +63,8 @@
 //!   the same for every attempt of one call. When a transaction still fails (its condition
 //!   fails on a retry, or every attempt failed), one consistent read tells whether an earlier
 //!   attempt committed it: for `apply` the user item is exactly the `after` state and the token
-//!   is spent; for `redeem_verification` and `exchange_for_sudo` the token the call earns (a
-//!   fresh secret) exists. Only then does the call report success, so an `unavailable` answer
+//!   is spent; for the exchanges the token or session the call earns (a fresh secret or id)
+//!   exists. Only then does the call report success, so an `unavailable` answer
 //!   means nothing was written.
 //!
 //! Counters (`count_event`, `record_wrong_code`) are not idempotent: a retried increment may
@@ -765,7 +766,7 @@ impl DynamoStore {
     }
 
     /// The answer of a transaction that spends something (its first item) and stores the fresh
-    /// token `earned` it earns: true when it committed, false when the spend's condition
+    /// token or session `earned` it earns: true when it committed, false when a condition
     /// failed. A failed condition or a failed call is checked against `earned`: an earlier
     /// attempt whose answer was lost may have committed it.
     async fn settle_spend(
@@ -776,7 +777,7 @@ impl DynamoStore {
     ) -> Result<bool, DependencyError> {
         match outcome {
             Ok(Ok(())) => Ok(true),
-            Ok(Err(codes)) if codes.first().map(String::as_str) == Some(CONDITION_FAILED) => {
+            Ok(Err(codes)) if codes.iter().any(|code| code == CONDITION_FAILED) => {
                 self.settled_exists(earned).await.ok_or_else(|| {
                     DependencyError(format!(
                         "DynamoDB {op}: the spend failed, and whether by this call is unknown"
@@ -1555,30 +1556,39 @@ impl Store for DynamoStore {
             .transpose()
     }
 
-    async fn spend_provider_token(
+    async fn exchange_for_session(
         &self,
-        hash: &SecretHash,
+        provider_token: &SecretHash,
+        identity: &ProviderIdentity,
         now: UnixTime,
+        session: &Session,
     ) -> Result<bool, DependencyError> {
-        let result = self
-            .client
-            .update_item()
+        let spend = Spend::Provider {
+            hash: provider_token.clone(),
+            identity: identity.clone(),
+        };
+        let still_bound = ConditionCheck::builder()
             .table_name(&self.table)
-            .set_key(Some(key_of(provider_token_pk(hash))))
-            .update_expression("SET #used = :true")
-            .condition_expression("attribute_exists(pk) AND #used = :false AND #expires_at > :now")
-            .expression_attribute_names("#used", "used")
-            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
-            .expression_attribute_values(":true", b(true))
-            .expression_attribute_values(":false", b(false))
-            .expression_attribute_values(":now", n(now))
-            .send()
+            .set_key(Some(key_of(login_pk(
+                &LoginKey::Provider(identity.clone()).storage_key(),
+            ))))
+            .condition_expression("#user_id = :uid")
+            .expression_attribute_names("#user_id", "user_id")
+            .expression_attribute_values(":uid", s(session.user_id.as_str()))
+            .build()
+            .map_err(|e| build_error("TransactWriteItems", e))?;
+        let items = vec![
+            self.spend_part(&spend, now)?,
+            self.plain_put_part(session_item(session))?,
+            TransactWriteItem::builder()
+                .condition_check(still_bound)
+                .build(),
+        ];
+        let outcome = self
+            .transact("TransactWriteItems exchange for session", items)
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(sdk_error("UpdateItem spend provider token", &err)),
-        }
+        self.settle_spend("exchange for session", outcome, session_pk(&session.id))
+            .await
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::domain::{
-    Address, LoginKey, ProviderToken, SecretHash, Session, SessionId, SudoToken, UnixTime, User,
-    UserId, Verification, VerificationId, VerificationToken,
+    Address, LoginKey, ProviderIdentity, ProviderToken, SecretHash, Session, SessionId, SudoToken,
+    UnixTime, User, UserId, Verification, VerificationId, VerificationToken,
 };
 use crate::ports::{
     AccountChange, ChangeRejected, CountDecision, DependencyError, LimitDecision, Login, Spend,
@@ -336,18 +336,27 @@ impl Store for MemoryStore {
         Ok(self.state().provider_tokens.get(hash).cloned())
     }
 
-    async fn spend_provider_token(
+    async fn exchange_for_session(
         &self,
-        hash: &SecretHash,
+        provider_token: &SecretHash,
+        identity: &ProviderIdentity,
         now: UnixTime,
+        session: &Session,
     ) -> Result<bool, DependencyError> {
         let mut state = self.state();
-        match state.provider_tokens.get_mut(hash) {
-            Some(token) if !token.used && token.expires_at > now => {
-                token.used = true;
-                Ok(true)
-            }
-            _ => Ok(false),
+        let spend = Spend::Provider {
+            hash: provider_token.clone(),
+            identity: identity.clone(),
+        };
+        let key = LoginKey::Provider(identity.clone()).storage_key();
+        if !spend_is_valid(&state, &spend, now) || state.logins.get(&key) != Some(&session.user_id)
+        {
+            return Ok(false);
         }
+        if let Some(token) = state.provider_tokens.get_mut(provider_token) {
+            token.used = true;
+        }
+        state.sessions.insert(session.id.clone(), session.clone());
+        Ok(true)
     }
 }

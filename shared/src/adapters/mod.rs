@@ -4,4 +4,5 @@ pub mod aws_delivery;
 pub mod dynamodb;
 pub mod memory;
 pub mod outbox;
+pub mod unwired;
 pub mod wechat;

@@ -28,6 +28,12 @@ impl SecretToken {
         Self(URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
     }
 
+    /// A fresh token followed by `.` and `suffix`, which says nothing secret: the whole
+    /// string is what gets hashed, so the suffix cannot be altered without voiding the token.
+    pub fn generate_with_suffix(suffix: &str) -> Self {
+        Self(format!("{}.{suffix}", Self::generate().0))
+    }
+
     /// Accepts what a client sent back; only the shape is checked here.
     pub fn parse(field: &'static str, raw: &str) -> Result<Self, InvalidInput> {
         let raw = raw.trim();

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use lambda_http::{service_fn, Request, RequestExt};
 use tokio::sync::OnceCell;
 
-use crate::bootstrap;
+use crate::bootstrap::{self, Wiring};
 use crate::config::{Runtime, Settings};
 use crate::error::AuthError;
 use crate::http::routes::{Route, ROUTES};
@@ -23,11 +23,11 @@ fn time_left(req: &Request) -> Duration {
         .unwrap_or(Duration::from_secs(10))
 }
 
-/// Serves the routes of one function binary. Missing configuration ends the start with a
-/// sentence naming the variable. The app (AWS clients, secrets from SSM) is built on the first
+/// Serves the routes of one function binary with the adapters `wiring` names. Missing
+/// configuration ends the start with a sentence naming the variable. The app (AWS clients, secrets from SSM) is built on the first
 /// request, once per cold start, so nothing touches the network during init; if building
 /// fails, that request answers `unavailable` and the next one tries again.
-pub async fn serve(function: &'static str) -> Result<(), lambda_http::Error> {
+pub async fn serve(function: &'static str, wiring: Wiring) -> Result<(), lambda_http::Error> {
     bootstrap::init_logging();
     let settings = Settings::from_env(Runtime::Lambda).inspect_err(|e| {
         tracing::error!(function, error = %e, "configuration is incomplete");
@@ -51,7 +51,14 @@ pub async fn serve(function: &'static str) -> Result<(), lambda_http::Error> {
             // The refusal needs only the request id, from the headers.
             let headers = req.headers().clone();
             let work = async {
-                match app.get_or_try_init(|| bootstrap::build(settings)).await {
+                match app
+                    .get_or_try_init(|| async {
+                        bootstrap::build_wired(settings, wiring)
+                            .await
+                            .map(|built| built.app)
+                    })
+                    .await
+                {
                     Ok(app) => super::handle(app, &routes, req).await,
                     Err(err) => super::refuse(&req, AuthError::Unavailable(err.to_string())),
                 }

@@ -115,6 +115,13 @@ pub struct Credentials {
 
 pub(crate) async fn start_session(app: &App, user_id: &UserId) -> AuthResult<Credentials> {
     let now = app.clock.now();
+    let (session, secret) = new_session(app, user_id, now);
+    app.store.create_session(&session).await?;
+    credentials(app, user_id, session.id, secret, now)
+}
+
+/// A fresh session for `user_id`, and the refresh secret only its holder gets.
+pub(crate) fn new_session(app: &App, user_id: &UserId, now: UnixTime) -> (Session, SecretToken) {
     let secret = SecretToken::generate();
     let session = Session {
         id: SessionId::generate(),
@@ -123,8 +130,7 @@ pub(crate) async fn start_session(app: &App, user_id: &UserId) -> AuthResult<Cre
         expires_at: now + app.settings.refresh_token_ttl_secs,
         revoked: false,
     };
-    app.store.create_session(&session).await?;
-    credentials(app, user_id, session.id, secret, now)
+    (session, secret)
 }
 
 pub(crate) fn credentials(

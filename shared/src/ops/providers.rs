@@ -4,13 +4,18 @@ use crate::domain::{
     LoginKey, ProviderId, ProviderIdentity, ProviderLink, ProviderProfile, ProviderToken,
     SecretToken,
 };
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{ProviderError, Spend};
 
 use super::association::change_account;
 use std::net::IpAddr;
 
-use super::{purpose, start_session, within_ip_limit, App, Caller, Credentials, Principal};
+use super::{
+    credentials, new_session, purpose, within_ip_limit, App, Caller, Credentials, Principal,
+};
 
 #[derive(Debug)]
 pub struct ProviderGrant {
@@ -58,7 +63,7 @@ pub async fn grant_provider_token(
             ProviderError::Unavailable(detail) => AuthError::Unavailable(detail),
         })?;
     let now = app.clock.now();
-    let token = SecretToken::generate();
+    let token = SecretToken::generate_with_suffix(&identity_hint(&identity));
     let ttl = app.settings.provider_token_ttl_secs;
     app.store
         .put_provider_token(&ProviderToken {
@@ -77,18 +82,46 @@ pub async fn grant_provider_token(
     })
 }
 
+/// The identity a provider token is for, in the clear at its end (`<secret>.wx_open.<subject
+/// in base64url>`): sign-in reads the token and the identity's login key together. The grant
+/// answer carries the subject anyway (`provider_profile.sub`).
+fn identity_hint(identity: &ProviderIdentity) -> String {
+    format!(
+        "{}.{}",
+        identity.provider.as_str(),
+        URL_SAFE_NO_PAD.encode(&identity.subject)
+    )
+}
+
+fn hinted_identity(token: &SecretToken) -> Option<ProviderIdentity> {
+    let mut parts = token.expose().rsplitn(3, '.');
+    let subject = URL_SAFE_NO_PAD.decode(parts.next()?).ok()?;
+    let provider = ProviderId::parse(parts.next()?).ok()?;
+    parts.next()?;
+    Some(ProviderIdentity {
+        provider,
+        subject: String::from_utf8(subject).ok()?,
+    })
+}
+
+fn invalid_provider_token() -> AuthError {
+    AuthError::PermissionDenied("the provider_token is invalid, used or expired")
+}
+
+fn live(stored: Option<ProviderToken>, now: crate::domain::UnixTime) -> AuthResult<ProviderToken> {
+    match stored {
+        Some(stored) if !stored.used && stored.expires_at > now => Ok(stored),
+        _ => Err(invalid_provider_token()),
+    }
+}
+
 pub(crate) async fn live_provider_token(
     app: &App,
     token: &SecretToken,
 ) -> AuthResult<ProviderToken> {
     let now = app.clock.now();
     let hash = app.secrets.token(purpose::PROVIDER, token);
-    match app.store.provider_token(&hash).await? {
-        Some(stored) if !stored.used && stored.expires_at > now => Ok(stored),
-        _ => Err(AuthError::PermissionDenied(
-            "the provider_token is invalid, used or expired",
-        )),
-    }
+    live(app.store.provider_token(&hash).await?, now)
 }
 
 pub async fn bind_provider(app: &App, caller: &Caller, token: SecretToken) -> AuthResult<()> {
@@ -125,15 +158,28 @@ pub async fn bind_provider(app: &App, caller: &Caller, token: SecretToken) -> Au
 }
 
 pub async fn sign_in_with_provider(app: &App, token: SecretToken) -> AuthResult<Credentials> {
-    let stored = live_provider_token(app, &token).await?;
-    let holder = app
+    let now = app.clock.now();
+    let identity = hinted_identity(&token).ok_or_else(invalid_provider_token)?;
+    let hash = app.secrets.token(purpose::PROVIDER, &token);
+    let key = LoginKey::Provider(identity.clone());
+    let (stored, holder) = tokio::join!(app.store.provider_token(&hash), app.store.login(&key));
+    let stored = live(stored?, now)?;
+    if stored.identity != identity {
+        return Err(invalid_provider_token());
+    }
+    let holder = holder?.ok_or(AuthError::NotFound(
+        "no account is bound to this provider identity",
+    ))?;
+    // The token signs in once: spent in the same write that stores the session.
+    let (session, secret) = new_session(app, &holder.user_id, now);
+    if !app
         .store
-        .login(&LoginKey::Provider(stored.identity))
+        .exchange_for_session(&hash, &identity, now, &session)
         .await?
-        .ok_or(AuthError::NotFound(
-            "no account is bound to this provider identity",
-        ))?;
-    start_session(app, &holder.user_id).await
+    {
+        return Err(invalid_provider_token());
+    }
+    credentials(app, &holder.user_id, session.id, secret, now)
 }
 
 pub struct ProviderState {
@@ -178,4 +224,30 @@ pub async fn unbind_provider(
         "provider unbound"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provider_token_names_its_identity_and_nothing_else_parses_as_one() {
+        let identity = ProviderIdentity {
+            provider: ProviderId::WxOpen,
+            subject: "oUnion-ID_with.dots".to_string(),
+        };
+        let token = SecretToken::generate_with_suffix(&identity_hint(&identity));
+        assert_eq!(hinted_identity(&token), Some(identity));
+        for raw in [
+            "abc",
+            "abc.wx_open",
+            "wx_open.b1VuaW9u",
+            "abc.github.b1VuaW9u",
+            "abc.wx_open.***",
+            "abc.wx_open.__8",
+        ] {
+            let token = SecretToken::parse("provider_token", raw).unwrap();
+            assert_eq!(hinted_identity(&token), None, "{raw}");
+        }
+    }
 }
