@@ -64,6 +64,7 @@ on_both_backends!(
     guessing_codes_from_many_clients_stays_within_the_documented_bound,
     code_sends_are_limited_per_address_and_per_client,
     verification_targets_check_who_owns_the_address,
+    a_refused_code_request_does_not_hold_the_addresss_resend_cooldown,
     concurrent_binds_of_one_address_never_both_win,
     wechat_binds_and_signs_in_to_the_same_account,
     wechat_identity_belongs_to_one_account_only,
@@ -1143,6 +1144,31 @@ async fn verification_targets_check_who_owns_the_address(backend: Backend) {
         )
         .await
         .assert_error(403, "permission_denied");
+}
+
+async fn a_refused_code_request_does_not_hold_the_addresss_resend_cooldown(backend: Backend) {
+    // The default 60 s between codes to one address.
+    let server = start_with(backend, &[]).await;
+    let stranger = server.new_account().await;
+    let victim = unique_email();
+    server
+        .call(
+            "POST",
+            "/auth/v1/verification",
+            Some(&stranger.access_token),
+            Some(json!({"email": victim, "target": "CUR_USER"})),
+        )
+        .await
+        .assert_error(403, "permission_denied");
+    // The owner of the address still gets a code at once.
+    server
+        .post("/auth/v1/verification", json!({"email": victim}))
+        .await
+        .assert_ok();
+    server
+        .post("/auth/v1/verification", json!({"email": victim}))
+        .await
+        .assert_error(429, "resource_exhausted");
 }
 
 async fn concurrent_binds_of_one_address_never_both_win(backend: Backend) {
