@@ -186,12 +186,13 @@ pub const SOLO: &[Solo] = &[
     },
     Solo {
         function: "signin-with-provider",
-        request: "POST /signin/with/provider {unknown provider_token}: token hash looked up",
+        request: "POST /signin/with/provider {unknown provider_token ending in a WeChat identity}: token and login key read together",
         hashing: false,
         make: |_, i| {
+            // `<secret>.wx_open.<base64url of "solo-unknown">`, the shape grants have.
             post(
                 "/auth/v1/signin/with/provider",
-                json!({"provider_token": random_secret()}),
+                json!({"provider_token": format!("{}.wx_open.c29sby11bmtub3du", random_secret())}),
                 None,
                 i,
             )
