@@ -192,25 +192,22 @@ fn params() -> argon2::Params {
 static WORKING_MEMORY: std::sync::Mutex<Vec<Vec<argon2::Block>>> =
     std::sync::Mutex::new(Vec::new());
 
+fn working_memory() -> std::sync::MutexGuard<'static, Vec<Vec<argon2::Block>>> {
+    WORKING_MEMORY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn with_working_memory<T>(
     params: &argon2::Params,
     run: impl FnOnce(&mut [argon2::Block]) -> T,
 ) -> T {
-    let take = || {
-        WORKING_MEMORY
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop()
-    };
-    let mut blocks = take().unwrap_or_default();
+    let mut blocks = working_memory().pop().unwrap_or_default();
     if blocks.len() < params.block_count() {
         blocks.resize(params.block_count(), argon2::Block::new());
     }
     let answer = run(&mut blocks);
-    WORKING_MEMORY
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(blocks);
+    working_memory().push(blocks);
     answer
 }
 
