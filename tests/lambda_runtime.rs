@@ -38,8 +38,8 @@ impl Functions {
         bearer: Option<&str>,
         body: Option<Value>,
     ) -> Invoked {
-        // Cargo builds every binary of the package next to `local-api` for its tests.
-        let bin = Path::new(env!("CARGO_BIN_EXE_local-api")).with_file_name(name);
+        // Cargo builds every binary of the package next to each other for its tests.
+        let bin = Path::new(env!("CARGO_BIN_EXE_signup")).with_file_name(name);
         let function = FunctionProcess::start(&bin, name, &self.env, None)
             .await
             .unwrap_or_else(|e| panic!("{e}"));

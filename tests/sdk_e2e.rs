@@ -1,6 +1,6 @@
 //! The unmodified `@cloudbase/js-sdk` (Node) drives the real `local-api` end to end: the
 //! suite in `tests/e2e`, once on the embedded store and outbox, once on DynamoDB, SES and SNS
-//! through moto_server. Its npm packages come from `npm ci` (run here when missing).
+//! through moto_server. Its npm packages come from `npm ci`, run by the test support when missing.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -12,29 +12,13 @@ use tokio::process::Command;
 const EXE: &str = env!("CARGO_BIN_EXE_local-api");
 
 fn suite_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e")
-}
-
-async fn install_packages_once() {
-    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    INSTALLED
-        .get_or_init(|| async {
-            if suite_dir().join("node_modules/@cloudbase/js-sdk").is_dir() {
-                return;
-            }
-            let status = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(suite_dir())
-                .status()
-                .await
-                .expect("npm runs (is Node.js installed?)");
-            assert!(status.success(), "npm ci failed in tests/e2e");
-        })
-        .await;
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e")
 }
 
 async fn run_sdk_suite(backend: Backend) {
-    install_packages_once().await;
+    tokio::task::spawn_blocking(|| test_support::provision::npm_packages(&suite_dir()))
+        .await
+        .expect("installing the npm packages panicked");
     let fake = wechat::start().await;
     let settings = wechat::settings(&fake);
     let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();

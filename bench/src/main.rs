@@ -4,7 +4,7 @@
 //! cargo run --release -p bench -- --markdown target/bench-results.md
 //! ```
 //!
-//! It first runs `cargo build -p functions -p bench --bins` with the profile and target
+//! It first runs `cargo build -p functions -p local-api -p bench --bins` with the profile and target
 //! directory it was itself built with (`--no-build` skips that and then requires the
 //! binaries), then measures, in one run: cold start of every function binary and of a bare
 //! `lambda_http` hello world (the floor) through a Runtime API emulator on loopback; warm
@@ -73,7 +73,7 @@ const USAGE: &str =
              [--skip-dynamodb] [--skip-load] [--skip-warm] [--markdown PATH]
              [--bin-dir DIR] [--functions a,b,...] [--function-env NAME=VALUE]...
 
-  --no-build            do not run `cargo build -p functions -p bench --bins` first
+  --no-build            do not run `cargo build -p functions -p local-api -p bench --bins` first
                         (the binaries must then exist next to this one)
   --starts N            cold starts per binary (default 40)
   --iterations N        in-process flow iterations, embedded store (default 100)
@@ -210,7 +210,16 @@ fn build(workspace: &Path, bin_dir: &Path) -> Result<Duration, String> {
     let mut command = std::process::Command::new(cargo);
     command
         .current_dir(workspace)
-        .args(["build", "-p", "functions", "-p", "bench", "--bins"])
+        .args([
+            "build",
+            "-p",
+            "functions",
+            "-p",
+            "local-api",
+            "-p",
+            "bench",
+            "--bins",
+        ])
         .arg("--target-dir")
         .arg(target_dir);
     match profile {
@@ -311,7 +320,7 @@ async fn run(args: Args) -> Result<(), String> {
     for name in functions.iter().copied().chain([FLOOR]).chain(local_api) {
         if !bin(name).exists() {
             return Err(format!(
-                "{} is missing: build first with `cargo build --release -p functions -p bench --bins` (or run without --no-build)",
+                "{} is missing: build first with `cargo build --release -p functions -p local-api -p bench --bins` (or run without --no-build)",
                 bin(name).display()
             ));
         }
@@ -1153,7 +1162,7 @@ fn header(
                 .build
                 .map(|d| {
                     format!(
-                        "cargo build -p functions -p bench --bins took {:.1} s",
+                        "cargo build -p functions -p local-api -p bench --bins took {:.1} s",
                         d.as_secs_f64()
                     )
                 })

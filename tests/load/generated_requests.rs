@@ -5,7 +5,7 @@
 //!
 //! Ignored by `cargo test --workspace` (it takes about a minute); run it with
 //!
-//!   cargo test -p functions --test load -- --ignored --nocapture
+//!   cargo test --workspace --test load -- --ignored --nocapture
 //!
 //! `LOAD_REQUESTS` (100000), `LOAD_CONCURRENCY` (16), `LOAD_SECONDS` (300, the bound on the
 //! whole run) and `LOAD_SEED` change the run.
@@ -392,7 +392,7 @@ async fn sign_in(client: &reqwest::Client, origin: &str, username: &str) -> Opti
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a load run of about a minute: cargo test -p functions --test load -- --ignored"]
+#[ignore = "a load run of about a minute: cargo test --workspace --test load -- --ignored"]
 async fn a_hundred_thousand_generated_requests_get_no_5xx_and_the_server_keeps_serving() {
     let total = setting("LOAD_REQUESTS", 100_000);
     let concurrency = setting("LOAD_CONCURRENCY", 16);

@@ -37,7 +37,7 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
 fi
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  cargo build --quiet --locked -p functions --bin local-api
+  cargo build --quiet --locked -p local-api --bin local-api
 fi
 
 server_pid=""

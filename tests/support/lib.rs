@@ -1,7 +1,9 @@
-//! What the integration tests share: moto_server, the real server and the WeChat fake.
+//! What the integration tests share: moto_server, the real server, the WeChat fake, and the
+//! provisioning of the tools they need.
 
 pub mod aws;
 pub mod fault_proxy;
 pub mod moto;
+pub mod provision;
 pub mod server;
 pub mod wechat;

@@ -1,5 +1,6 @@
 //! A DynamoDB for tests: `AWS_ENDPOINT_URL` when it is set, else one `moto_server` per test
-//! process on 127.0.0.1 and a free port, stopped when the process exits.
+//! process on 127.0.0.1 and a free port, stopped when the process exits. That moto is the
+//! pinned one the tests install themselves (`provision.rs`), whatever else is on `PATH`.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -32,20 +33,15 @@ pub fn endpoint() -> String {
 /// moto's server with every request handled under one lock (see the script for why).
 const SERIALISED_MOTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/serial_moto.py");
 
-/// Starts moto on a free port of 127.0.0.1 under a small shell watchdog that stops it once
-/// this process is gone (test binaries have no exit hook): serialised (see `SERIALISED_MOTO`)
-/// when a `python3` or `python` on PATH imports moto, else plain `moto_server`.
+/// Starts the pinned moto (`provision::moto_python`, installed on first use), serialised (see
+/// `SERIALISED_MOTO`), on a free port of 127.0.0.1 under a small shell watchdog that stops it
+/// once this process is gone (test binaries have no exit hook).
 fn start_moto() -> String {
+    let python = crate::provision::moto_python();
     let port = free_port();
     let parent = std::process::id();
     let script = r#"
-        for py in python3 python; do
-            if "$py" -c 'import moto.server' >/dev/null 2>&1; then
-                "$py" "$3" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 &
-                break
-            fi
-        done
-        if [ -z "$!" ]; then moto_server -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & fi
+        "$4" "$3" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 &
         moto=$!
         trap 'kill "$moto" 2>/dev/null' EXIT INT TERM
         while kill -0 "$2" 2>/dev/null && kill -0 "$moto" 2>/dev/null; do sleep 1; done
@@ -59,11 +55,12 @@ fn start_moto() -> String {
             &parent.to_string(),
             SERIALISED_MOTO,
         ])
+        .arg(&python)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("cannot run sh to start moto_server (is moto[server] installed?)");
+        .expect("cannot run sh to start moto_server");
     // Reaps the watchdog should moto stop early.
     std::thread::spawn(move || watchdog.wait());
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -71,7 +68,8 @@ fn start_moto() -> String {
     while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "moto_server did not start on {address} within 60 s (is `moto_server` on PATH?)"
+            "moto_server ({}) did not start on {address} within 60 s",
+            python.display()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
