@@ -8,7 +8,7 @@ use shared::domain::{
     SudoToken, UnixTime, User, UserId, Username, Verification, VerificationId, VerificationToken,
 };
 use shared::ports::{
-    AccountChange, ChangeRejected, Clock, Login, Spend, Store, SudoCheck, SystemClock,
+    AccountChange, ChangeRejected, Clock, Directory, Login, Spend, Store, SudoCheck, SystemClock,
 };
 
 const MAX_ATTEMPTS: u32 = 5;
@@ -67,6 +67,7 @@ contract_tests!(
     tokens_read_back_as_stored_even_when_expired,
     events_are_counted_per_key_and_window_up_to_the_limit,
     a_cooldown_allows_one_event_until_it_ends,
+    the_directory_lists_every_account_with_its_live_sessions_only,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -206,6 +207,8 @@ fn new_session(user: &User, expires_at: UnixTime) -> Session {
         refresh_hash: new_hash(),
         expires_at,
         revoked: false,
+        created_at: now(),
+        refreshed_at: now(),
     }
 }
 
@@ -1438,4 +1441,65 @@ async fn dynamodb_a_missing_table_is_a_dependency_error() {
     assert!(err.0.contains("ResourceNotFoundException"), "{err}");
     let user = new_user();
     assert!(store.apply(&creation(&user)).await.is_err());
+}
+
+/// The console's read model: every account as stored, each with the sessions alive now (not
+/// revoked, not expired though still stored), most recently refreshed first.
+async fn the_directory_lists_every_account_with_its_live_sessions_only<S: Store + Directory>(
+    store: &S,
+) {
+    let mut linked = new_user();
+    linked.email = Some(new_email());
+    linked.providers.push(ProviderLink {
+        identity: new_identity(),
+        profile: ProviderProfile {
+            name: Some("<b>WeChat name</b>".into()),
+            picture: None,
+        },
+    });
+    let plain = new_user();
+    create(store, &linked).await;
+    create(store, &plain).await;
+
+    let older = new_session(&linked, now() + 3600);
+    let rotated = new_session(&linked, now() + 3600);
+    let revoked = new_session(&linked, now() + 3600);
+    let expired = new_session(&linked, now() - 1);
+    for session in [&older, &rotated, &revoked, &expired] {
+        store.create_session(session).await.unwrap();
+    }
+    store.revoke_session(&revoked.id).await.unwrap();
+    let rotated_at = now() + 5;
+    assert!(store
+        .rotate_refresh_token(
+            &rotated.id,
+            &rotated.refresh_hash,
+            &new_hash(),
+            rotated_at + 3600,
+            rotated_at
+        )
+        .await
+        .unwrap());
+
+    let listings = store.accounts(now()).await.unwrap();
+    assert_eq!(listings.len(), 2, "{listings:?}");
+    let listed = listings
+        .iter()
+        .find(|l| l.user.id == linked.id)
+        .expect("the linked account is listed");
+    assert_eq!(listed.user.email, linked.email);
+    assert_eq!(listed.user.username, linked.username);
+    assert_eq!(listed.user.providers, linked.providers);
+    let sessions: Vec<&SessionId> = listed.sessions.iter().map(|s| &s.id).collect();
+    assert_eq!(
+        sessions,
+        [&rotated.id, &older.id],
+        "live sessions, newest refresh first"
+    );
+    assert_eq!(listed.sessions[0].refreshed_at, rotated_at);
+    assert_eq!(listed.sessions[0].created_at, rotated.created_at);
+    assert!(listings
+        .iter()
+        .find(|l| l.user.id == plain.id)
+        .is_some_and(|l| l.sessions.is_empty()));
 }

@@ -14,7 +14,7 @@ use crate::config::{ConfigError, DeliveryKind, Runtime, SecretSource, Settings, 
 use crate::crypto::{AccessTokens, PasswordHasher};
 use crate::domain::SecretHasher;
 use crate::ops::App;
-use crate::ports::{Delivery, IdentityProvider, Store, SystemClock};
+use crate::ports::{Delivery, Directory, IdentityProvider, Store, SystemClock};
 
 /// Logs go to stderr; JSON on Lambda (CloudWatch parses it), text locally. `RUST_LOG` (a
 /// level, or `target=level` pairs) or `AWS_LAMBDA_LOG_LEVEL` choose what is logged; `info`
@@ -160,10 +160,11 @@ impl AwsCallBudget {
     }
 }
 
-/// The app and, for the local server, its outbox.
+/// The app and, for the local server, its outbox and the read model of its console.
 pub struct Built {
     pub app: App,
     pub outbox: Option<Arc<Outbox>>,
+    pub directory: Option<Arc<dyn Directory>>,
 }
 
 type AwsConfigFuture =
@@ -178,8 +179,16 @@ pub struct Wiring {
     aws_config: fn(AwsCallBudget) -> AwsConfigFuture,
     message_delivery: Option<MakeDelivery>,
     wechat: Option<MakeIdentityProvider>,
+    directory: Option<MakeDirectory>,
 }
 
+/// The store the settings chose, before it is shared as a `dyn Store`.
+enum ChosenStore {
+    Memory(Arc<MemoryStore>),
+    DynamoDb(Arc<DynamoStore>),
+}
+
+type MakeDirectory = fn(&ChosenStore) -> Arc<dyn Directory>;
 type MakeDelivery = fn(&aws_config::SdkConfig, &Settings) -> Arc<dyn Delivery>;
 type MakeIdentityProvider = fn(&Settings, Option<WeChatApp>) -> Arc<dyn IdentityProvider>;
 
@@ -190,6 +199,7 @@ impl Wiring {
         aws_config: default_chain,
         message_delivery: Some(aws_delivery),
         wechat: Some(wechat),
+        directory: Some(directory),
     };
 
     /// A Lambda function: the store, and AWS configuration from what the Lambda runtime puts
@@ -199,6 +209,7 @@ impl Wiring {
         aws_config: lambda_environment,
         message_delivery: None,
         wechat: None,
+        directory: None,
     };
 
     /// For functions that send codes or notices: SES for email, SNS for SMS.
@@ -264,6 +275,13 @@ fn aws_delivery(aws: &aws_config::SdkConfig, settings: &Settings) -> Arc<dyn Del
         aws_sdk_sns::Client::new(aws),
         settings.email_from.clone().unwrap_or_default(),
     ))
+}
+
+fn directory(store: &ChosenStore) -> Arc<dyn Directory> {
+    match store {
+        ChosenStore::Memory(store) => store.clone(),
+        ChosenStore::DynamoDb(store) => store.clone(),
+    }
 }
 
 fn wechat(settings: &Settings, app: Option<WeChatApp>) -> Arc<dyn IdentityProvider> {
@@ -359,7 +377,7 @@ pub async fn build_wired(settings: Settings, wiring: Wiring) -> Result<Built, Co
         }),
         None => None,
     };
-    let store: Arc<dyn Store> = match (settings.store, &aws) {
+    let chosen = match (settings.store, &aws) {
         (StoreKind::DynamoDb, Some(aws)) => {
             let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &settings.table_name);
             if settings.runtime == Runtime::Local {
@@ -371,9 +389,14 @@ pub async fn build_wired(settings: Settings, wiring: Wiring) -> Result<Built, Co
                     ))
                 })?;
             }
-            Arc::new(store)
+            ChosenStore::DynamoDb(Arc::new(store))
         }
-        _ => Arc::new(MemoryStore::new()),
+        _ => ChosenStore::Memory(Arc::new(MemoryStore::new())),
+    };
+    let directory = wiring.directory.map(|make| make(&chosen));
+    let store: Arc<dyn Store> = match chosen {
+        ChosenStore::Memory(store) => store,
+        ChosenStore::DynamoDb(store) => store,
     };
     let (delivery, outbox): (Arc<dyn Delivery>, Option<Arc<Outbox>>) =
         match (settings.delivery, &aws) {
@@ -402,6 +425,7 @@ pub async fn build_wired(settings: Settings, wiring: Wiring) -> Result<Built, Co
             passwords: PasswordHasher::new(),
         },
         outbox,
+        directory,
     })
 }
 

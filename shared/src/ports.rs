@@ -175,6 +175,56 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, DependencyError>;
 }
 
+/// An account and its live sessions, as the local console lists them.
+#[derive(Clone, Debug)]
+pub struct AccountListing {
+    pub user: User,
+    /// Neither revoked nor expired, most recently refreshed first.
+    pub sessions: Vec<Session>,
+}
+
+impl AccountListing {
+    /// Every user with its sessions still alive at `now`, newest account first.
+    pub fn assemble(users: Vec<User>, sessions: Vec<Session>, now: UnixTime) -> Vec<Self> {
+        let mut listings: Vec<Self> = users
+            .into_iter()
+            .map(|user| Self {
+                user,
+                sessions: Vec::new(),
+            })
+            .collect();
+        listings.sort_by(|a, b| {
+            (b.user.created_at, b.user.id.as_str()).cmp(&(a.user.created_at, a.user.id.as_str()))
+        });
+        let position: std::collections::HashMap<UserId, usize> = listings
+            .iter()
+            .enumerate()
+            .map(|(index, listing)| (listing.user.id.clone(), index))
+            .collect();
+        for session in sessions {
+            if session.revoked || session.expires_at <= now {
+                continue;
+            }
+            if let Some(&index) = position.get(&session.user_id) {
+                listings[index].sessions.push(session);
+            }
+        }
+        for listing in &mut listings {
+            listing
+                .sessions
+                .sort_by_key(|session| std::cmp::Reverse(session.refreshed_at));
+        }
+        listings
+    }
+}
+
+/// Every account at once, for `local-api`'s console. On DynamoDB this is a scan of the whole
+/// table: fine for a developer's local table, and never wired into a Lambda function.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    async fn accounts(&self, now: UnixTime) -> Result<Vec<AccountListing>, DependencyError>;
+}
+
 /// A message to a person: a code, or a notice about their account.
 #[derive(Debug)]
 pub struct Message {

@@ -11,7 +11,7 @@
 //! |-----------------------------------|-----------------------------------------------------------------|
 //! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `created_at`, `updated_at`, `version` |
 //! | `LOGIN#<LoginKey::storage_key()>` | `user_id`, `password_hash`?: reserves a username, email, phone or provider identity for one account; the account's password hash is repeated here (same transaction) so that sign-in is one read |
-//! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`        |
+//! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`, `created_at`, `refreshed_at` |
 //! | `VERIF#<verification id>`         | `address_kind`, `address`, `code_hash` (hex), `attempts`, `used`, `expires_at` |
 //! | `VTOKEN#<hash hex>`               | `address_kind`, `address`, `used`, `expires_at` (verification token) |
 //! | `SUDO#<hash hex>`                 | `user_id`, `session_id`, `expires_at`                           |
@@ -76,7 +76,7 @@
 //! `dynamodb:UpdateItem`, `dynamodb:DeleteItem` and `dynamodb:ConditionCheckItem` (the last
 //! three also cover the parts of `TransactWriteItems`). `ensure_table`, for local use only,
 //! also needs `dynamodb:DescribeTable`, `dynamodb:CreateTable`, `dynamodb:DescribeTimeToLive`
-//! and `dynamodb:UpdateTimeToLive`.
+//! and `dynamodb:UpdateTimeToLive`; the `Directory` (`local-api`'s console) needs `dynamodb:Scan`.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
@@ -100,8 +100,8 @@ use crate::domain::{
     UnixTime, User, UserId, Username, Verification, VerificationId, VerificationToken,
 };
 use crate::ports::{
-    AccountChange, ChangeRejected, CountDecision, DependencyError, LimitDecision, Login, Spend,
-    Store,
+    AccountChange, AccountListing, ChangeRejected, CountDecision, DependencyError, Directory,
+    LimitDecision, Login, Spend, Store,
 };
 
 /// The hash key of the table.
@@ -289,6 +289,8 @@ fn session_item(session: &Session) -> Item {
     item.insert("refresh_hash".into(), s(session.refresh_hash.to_hex()));
     item.insert("revoked".into(), b(session.revoked));
     item.insert(TTL_ATTRIBUTE.into(), n(session.expires_at));
+    item.insert("created_at".into(), n(session.created_at));
+    item.insert("refreshed_at".into(), n(session.refreshed_at));
     item
 }
 
@@ -385,11 +387,19 @@ impl<'a> Record<'a> {
             .ok_or_else(|| self.malformed(attribute))
     }
 
-    fn number<T: FromStr>(&self, attribute: &str) -> Result<T, DependencyError> {
+    fn opt_number<T: FromStr>(&self, attribute: &str) -> Result<Option<T>, DependencyError> {
         match self.value(attribute) {
-            Some(AttributeValue::N(raw)) => raw.parse().map_err(|_| self.malformed(attribute)),
-            _ => Err(self.malformed(attribute)),
+            None => Ok(None),
+            Some(AttributeValue::N(raw)) => {
+                raw.parse().map(Some).map_err(|_| self.malformed(attribute))
+            }
+            Some(_) => Err(self.malformed(attribute)),
         }
+    }
+
+    fn number<T: FromStr>(&self, attribute: &str) -> Result<T, DependencyError> {
+        self.opt_number(attribute)?
+            .ok_or_else(|| self.malformed(attribute))
     }
 
     fn bool(&self, attribute: &str) -> Result<bool, DependencyError> {
@@ -473,6 +483,7 @@ fn login_from(item: &Item) -> Result<Login, DependencyError> {
 
 fn session_from(item: &Item) -> Result<Session, DependencyError> {
     let record = Record::new(item, "session");
+    let created_at = record.opt_number("created_at")?.unwrap_or(0);
     Ok(Session {
         id: SessionId::parse(record.key_suffix("SESSION#")?)
             .map_err(|_| record.malformed(PARTITION_KEY))?,
@@ -480,6 +491,9 @@ fn session_from(item: &Item) -> Result<Session, DependencyError> {
         refresh_hash: record.hash("refresh_hash")?,
         expires_at: record.number(TTL_ATTRIBUTE)?,
         revoked: record.bool("revoked")?,
+        // Sessions stored before these attributes existed read as of unknown age (0).
+        created_at,
+        refreshed_at: record.opt_number("refreshed_at")?.unwrap_or(created_at),
     })
 }
 
@@ -1054,6 +1068,44 @@ impl DynamoStore {
 }
 
 #[async_trait]
+impl Directory for DynamoStore {
+    /// Pages through a consistent `Scan` of the users and sessions.
+    async fn accounts(&self, now: UnixTime) -> Result<Vec<AccountListing>, DependencyError> {
+        let op = "Scan users and sessions";
+        let (mut users, mut sessions) = (Vec::new(), Vec::new());
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .filter_expression("begins_with(#pk, :user) OR begins_with(#pk, :session)")
+                .expression_attribute_names("#pk", PARTITION_KEY)
+                .expression_attribute_values(":user", s("USER#"))
+                .expression_attribute_values(":session", s("SESSION#"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|err| sdk_error(op, &err))?;
+            for item in page.items() {
+                match item.get(PARTITION_KEY) {
+                    Some(AttributeValue::S(pk)) if pk.starts_with("USER#") => {
+                        users.push(user_from(item)?)
+                    }
+                    _ => sessions.push(session_from(item)?),
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(AccountListing::assemble(users, sessions, now))
+    }
+}
+
+#[async_trait]
 impl Store for DynamoStore {
     async fn user(&self, id: &UserId) -> Result<Option<User>, DependencyError> {
         self.get("GetItem user", user_pk(id))
@@ -1209,13 +1261,16 @@ impl Store for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_of(session_pk(id))))
-            .update_expression("SET #refresh_hash = :next, #expires_at = :expires_at")
+            .update_expression(
+                "SET #refresh_hash = :next, #expires_at = :expires_at, #refreshed_at = :now",
+            )
             // `:next` too: a retry of this call after its first attempt took effect (only
             // this call knows `next`) must succeed, not look like a retired token.
             .condition_expression(
                 "#refresh_hash IN (:current, :next) AND #revoked = :false AND #expires_at > :now",
             )
             .expression_attribute_names("#refresh_hash", "refresh_hash")
+            .expression_attribute_names("#refreshed_at", "refreshed_at")
             .expression_attribute_names("#revoked", "revoked")
             .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
             .expression_attribute_values(":next", s(next.to_hex()))

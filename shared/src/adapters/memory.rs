@@ -12,8 +12,8 @@ use crate::domain::{
     UnixTime, User, UserId, Verification, VerificationId, VerificationToken,
 };
 use crate::ports::{
-    AccountChange, ChangeRejected, CountDecision, DependencyError, LimitDecision, Login, Spend,
-    Store,
+    AccountChange, AccountListing, ChangeRejected, CountDecision, DependencyError, Directory,
+    LimitDecision, Login, Spend, Store,
 };
 
 #[derive(Default)]
@@ -58,6 +58,18 @@ fn spend_is_valid(state: &State, spend: &Spend, now: UnixTime) -> bool {
             .provider_tokens
             .get(hash)
             .is_some_and(|t| !t.used && t.expires_at > now && &t.identity == identity),
+    }
+}
+
+#[async_trait]
+impl Directory for MemoryStore {
+    async fn accounts(&self, now: UnixTime) -> Result<Vec<AccountListing>, DependencyError> {
+        let state = self.state();
+        Ok(AccountListing::assemble(
+            state.users.values().cloned().collect(),
+            state.sessions.values().cloned().collect(),
+            now,
+        ))
     }
 }
 
@@ -179,6 +191,7 @@ impl Store for MemoryStore {
         }
         session.refresh_hash = next.clone();
         session.expires_at = expires_at;
+        session.refreshed_at = now;
         Ok(true)
     }
 

@@ -276,6 +276,10 @@ pub struct Session {
     pub refresh_hash: SecretHash,
     pub expires_at: UnixTime,
     pub revoked: bool,
+    /// When the user signed in.
+    pub created_at: UnixTime,
+    /// When the refresh token last rotated (`created_at` until then).
+    pub refreshed_at: UnixTime,
 }
 
 /// A code sent to an address, waiting to be verified.

@@ -129,6 +129,8 @@ pub(crate) fn new_session(app: &App, user_id: &UserId, now: UnixTime) -> (Sessio
         refresh_hash: app.secrets.token(purpose::REFRESH, &secret),
         expires_at: now + app.settings.refresh_token_ttl_secs,
         revoked: false,
+        created_at: now,
+        refreshed_at: now,
     };
     (session, secret)
 }
