@@ -190,3 +190,43 @@ async fn each_function_binary_serves_its_step_of_the_seed_flow_through_the_runti
         format!("unionid-{username}")
     );
 }
+
+/// The developer console lives in `local-api` alone: no function binary carries its pages,
+/// its read model of the whole store, or the SDK bundle of its Try-it page.
+#[test]
+fn no_function_binary_carries_the_local_console() {
+    let markers = [
+        "local-api console",
+        "/_dev/accounts",
+        "registerEndPointWithKey",
+    ];
+    // The markers are real: the console's own sources carry each of them.
+    let console: String = ["src/console.rs", "console/try.js", "console/accounts.js"]
+        .iter()
+        .map(|file| {
+            let path = format!("{}/local-api/{file}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+        })
+        .collect();
+    for marker in markers {
+        assert!(
+            console.contains(marker),
+            "the console no longer has `{marker}`"
+        );
+    }
+    let dir = Path::new(env!("CARGO_BIN_EXE_signup"))
+        .parent()
+        .expect("the binaries' directory");
+    for function in shared::http::routes::functions() {
+        let binary = std::fs::read(dir.join(function))
+            .unwrap_or_else(|e| panic!("reading the {function} binary: {e}"));
+        for marker in markers {
+            assert!(
+                !binary
+                    .windows(marker.len())
+                    .any(|window| window == marker.as_bytes()),
+                "the {function} binary carries `{marker}`"
+            );
+        }
+    }
+}

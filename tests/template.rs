@@ -676,6 +676,22 @@ fn every_binary_of_the_functions_package_is_in_the_template_and_local_api_is_in_
 }
 
 #[test]
+fn the_template_deploys_nothing_of_the_local_console() {
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml"))
+        .expect("template.yaml is readable");
+    for local_only in ["/_dev", "local-api", "console"] {
+        let mentions: Vec<&str> = template
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#') && line.contains(local_only))
+            .collect();
+        assert!(
+            mentions.is_empty(),
+            "template.yaml deploys `{local_only}`: {mentions:?}"
+        );
+    }
+}
+
+#[test]
 fn functions_are_rust_binaries_built_by_cargo_lambda_for_arm64() {
     let template = Template::load();
     for function in template.functions() {

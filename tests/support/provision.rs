@@ -1,7 +1,9 @@
 //! What the suites need beyond Rust, provisioned by the tests themselves, once per checkout:
 //! moto in a virtual environment of its own under `target/test-tools/`, pinned by
 //! `tests/support/moto-requirements.txt`, and a Node suite's npm packages from its lock file.
-//! A newcomer's `cargo test --workspace` needs only Rust, Python 3 and Node.js on `PATH`.
+//! A newcomer's `cargo test --workspace` needs only Rust, Python 3, Node.js and, for the
+//! console's browser tests, Chromium on `PATH` (which needs root to install, so it is found
+//! here, not installed).
 //!
 //! Test processes may run side by side (`cargo nextest`), so each installation happens under
 //! a file lock, and a stamp written last says it finished. When provisioning cannot work, the
@@ -129,7 +131,7 @@ pub fn npm_packages(dir: &Path) {
     }
     if which("npm").is_none() || which("node").is_none() {
         fail(
-            "The SDK tests need Node.js and npm on PATH: install Node.js 20 or \
+            "The browser and SDK tests need Node.js and npm on PATH: install Node.js 20 or \
              later (Debian: `apt install nodejs npm`), then run `cargo test` again.",
         );
     }
@@ -212,4 +214,19 @@ fn say(line: &str) {
 fn fail(sentence: &str) -> ! {
     say(&format!("\n{sentence}\n"));
     std::process::exit(1);
+}
+
+/// Debian's Chromium (or `CHROMIUM_PATH`), which the console's browser tests drive.
+pub fn chromium() -> PathBuf {
+    if let Some(path) = std::env::var_os("CHROMIUM_PATH") {
+        return PathBuf::from(path);
+    }
+    which("chromium")
+        .or_else(|| which("chromium-browser"))
+        .unwrap_or_else(|| {
+            fail(
+                "The console's browser tests need Chromium: install it (Debian: `apt install \
+                 chromium`) or set CHROMIUM_PATH to a Chromium or Chrome binary.",
+            )
+        })
 }

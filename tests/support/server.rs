@@ -25,6 +25,8 @@ pub const SENDER: &str = "no-reply@association.test";
 pub struct Server {
     pub origin: String,
     pub backend: Backend,
+    /// Codes land in the outbox (on either store) rather than in SES and SNS.
+    outbox: bool,
     pub table: String,
     http: reqwest::Client,
     output: Arc<Mutex<Vec<String>>>,
@@ -150,6 +152,7 @@ impl Server {
         for (key, value) in settings {
             env.insert(key.to_string(), value.to_string());
         }
+        let outbox = env.get("AUTH_DELIVERY").is_some_and(|d| d == "outbox");
         let mut child = Command::new(exe)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -195,6 +198,7 @@ impl Server {
         Server {
             origin,
             backend,
+            outbox,
             table,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -323,33 +327,31 @@ impl Server {
 
     /// The newest code sent to an address, from the outbox or from what moto recorded.
     pub async fn latest_code(&self, to: &str) -> String {
-        match self.backend {
-            Backend::Embedded => {
-                let outbox: Value = self
-                    .http
-                    .get(format!("{}/_dev/outbox", self.origin))
-                    .send()
-                    .await
-                    .expect("outbox answers")
-                    .json()
-                    .await
-                    .expect("outbox is JSON");
-                outbox
-                    .as_array()
-                    .expect("outbox is a list")
-                    .iter()
-                    .rev()
-                    .find(|m| m["to"] == to && m["code"].is_string())
-                    .and_then(|m| m["code"].as_str())
-                    .unwrap_or_else(|| panic!("no code to {to} in the outbox: {outbox}"))
-                    .to_string()
-            }
-            Backend::Aws => match &self.recorder {
-                Some(recorder) => recorder
-                    .latest_code(to)
-                    .unwrap_or_else(|| panic!("no code to {to} went through SES or SNS")),
-                None => crate::aws::latest_code(to).await,
-            },
+        if self.outbox {
+            let outbox: Value = self
+                .http
+                .get(format!("{}/_dev/outbox", self.origin))
+                .send()
+                .await
+                .expect("outbox answers")
+                .json()
+                .await
+                .expect("outbox is JSON");
+            return outbox
+                .as_array()
+                .expect("outbox is a list")
+                .iter()
+                .rev()
+                .find(|m| m["to"] == to && m["code"].is_string())
+                .and_then(|m| m["code"].as_str())
+                .unwrap_or_else(|| panic!("no code to {to} in the outbox: {outbox}"))
+                .to_string();
+        }
+        match &self.recorder {
+            Some(recorder) => recorder
+                .latest_code(to)
+                .unwrap_or_else(|| panic!("no code to {to} went through SES or SNS")),
+            None => crate::aws::latest_code(to).await,
         }
     }
 

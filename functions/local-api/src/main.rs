@@ -1,8 +1,12 @@
 //! `local-api`: the whole API on 127.0.0.1 for local use, on the embedded store and the
-//! outbox unless configured otherwise.
+//! outbox unless configured otherwise, with its developer console at `/`.
+
+mod console;
+
+use std::sync::Arc;
 
 use shared::bootstrap;
-use shared::config::{Runtime, Settings};
+use shared::config::{Runtime, Settings, StoreKind};
 use shared::http::local::{self, LocalServer};
 
 #[tokio::main]
@@ -17,6 +21,10 @@ async fn main() {
         "store: {:?}, delivery: {:?}",
         settings.store, settings.delivery
     );
+    let store = match settings.store {
+        StoreKind::Memory => "memory",
+        StoreKind::DynamoDb => "dynamodb",
+    };
     let built = match bootstrap::build_with_outbox(settings).await {
         Ok(built) => built,
         Err(err) => fail(&err.to_string()),
@@ -31,9 +39,16 @@ async fn main() {
         .unwrap_or_default();
     // Tests and tools read this line to find the port.
     println!("local-api listening on http://{address} ({summary})");
+    println!("console: http://{address}/ (accounts, messages, and the SDK flow to try)");
+    let console = console::Console {
+        directory: built.directory,
+        store,
+        outbox: built.outbox.is_some(),
+    };
     let server = LocalServer {
         app: built.app,
         outbox: built.outbox,
+        pages: Some(Arc::new(console)),
     };
     tokio::select! {
         result = local::serve(listener, server) => {

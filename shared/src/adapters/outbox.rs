@@ -16,6 +16,9 @@ const CAPACITY: usize = 1000;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct OutboxEntry {
+    /// Counts up from 1 over the life of the process, so a page polling the outbox can tell
+    /// new messages from those it has shown, even after the outbox was emptied.
+    pub id: u64,
     pub channel: &'static str,
     pub to: String,
     pub subject: String,
@@ -26,7 +29,13 @@ pub struct OutboxEntry {
 
 #[derive(Default)]
 pub struct Outbox {
-    entries: Mutex<VecDeque<OutboxEntry>>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    entries: VecDeque<OutboxEntry>,
+    sent: u64,
 }
 
 impl Outbox {
@@ -36,12 +45,16 @@ impl Outbox {
 
     /// Oldest first, newest last.
     pub fn entries(&self) -> Vec<OutboxEntry> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+        self.state().entries.iter().cloned().collect()
+    }
+
+    /// Forgets every message kept so far.
+    pub fn clear(&self) {
+        self.state().entries.clear();
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -52,7 +65,10 @@ impl Delivery for Outbox {
             Address::Email(email) => ("email", email.as_str().to_string()),
             Address::Phone(phone) => ("sms", phone.e164()),
         };
+        let mut state = self.state();
+        state.sent += 1;
         let entry = OutboxEntry {
+            id: state.sent,
             channel,
             to,
             subject: message.subject.clone(),
@@ -62,11 +78,10 @@ impl Delivery for Outbox {
         };
         // The terminal is the local developer's inbox, by design.
         println!("[outbox] {} to {}: {}", entry.channel, entry.to, entry.body);
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() == CAPACITY {
-            entries.pop_front();
+        if state.entries.len() == CAPACITY {
+            state.entries.pop_front();
         }
-        entries.push_back(entry);
+        state.entries.push_back(entry);
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! The local server: every route of the table on one loopback port, through the same
-//! `handle` the Lambda functions use, plus `GET /_dev/outbox` when delivery is the outbox and
-//! the OpenAPI document of the contract at `GET /auth/v1/openapi.json`.
+//! `handle` the Lambda functions use, plus `GET` and `DELETE /_dev/outbox` when delivery is
+//! the outbox, the OpenAPI document of the contract at `GET /auth/v1/openapi.json`, and
+//! whatever `Pages` the binary adds outside `/auth/v1/` (`local-api`'s console).
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -31,6 +32,26 @@ pub const OPENAPI_DOCUMENT: &str = include_str!("../../../docs/openapi.json");
 pub struct LocalServer {
     pub app: App,
     pub outbox: Option<Arc<Outbox>>,
+    pub pages: Option<Arc<dyn Pages>>,
+}
+
+/// What a local server serves beside the API. Requests outside `/auth/v1/` reach it first;
+/// `None` hands one on to the API's answer (a 404 in the contract's shape).
+#[async_trait::async_trait]
+pub trait Pages: Send + Sync {
+    async fn answer(&self, request: &http::request::Parts) -> Option<http::Response<Full<Bytes>>>;
+}
+
+/// A JSON answer; `*` as the allowed origin, since a page on another loopback origin (an app
+/// being developed) reads the local outbox too.
+pub fn json_response(status: StatusCode, body: Vec<u8>) -> http::Response<Full<Bytes>> {
+    http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("access-control-allow-origin", "*")
+        .header(http::header::CACHE_CONTROL, "no-store")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
 }
 
 /// Binds 127.0.0.1 only: the local server is never reachable from other machines.
@@ -109,14 +130,27 @@ async fn answer(
             .body(Full::new(Bytes::from_static(OPENAPI_DOCUMENT.as_bytes())))
             .unwrap_or_default();
     }
-    if parts.method == http::Method::GET && parts.uri.path() == "/_dev/outbox" {
+    if parts.uri.path() == "/_dev/outbox" {
         if let Some(outbox) = &server.outbox {
-            let body = serde_json::to_vec(&outbox.entries()).unwrap_or_else(|_| b"[]".to_vec());
-            return http::Response::builder()
-                .status(StatusCode::OK)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(Full::new(Bytes::from(body)))
-                .unwrap_or_default();
+            match parts.method {
+                http::Method::GET => {
+                    let body =
+                        serde_json::to_vec(&outbox.entries()).unwrap_or_else(|_| b"[]".to_vec());
+                    return json_response(StatusCode::OK, body);
+                }
+                http::Method::DELETE => {
+                    outbox.clear();
+                    return json_response(StatusCode::OK, b"{}".to_vec());
+                }
+                _ => {}
+            }
+        }
+    }
+    if !parts.uri.path().starts_with("/auth/v1/") {
+        if let Some(pages) = &server.pages {
+            if let Some(response) = pages.answer(&parts).await {
+                return response;
+            }
         }
     }
     let response = match read_body(incoming).await {

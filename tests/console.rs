@@ -1,0 +1,212 @@
+//! `local-api`'s developer console: its read model over HTTP on both stores, and the pages in
+//! a real browser (`tests/console/`: Debian's chromium driven by playwright-core), once on the
+//! embedded store and once on DynamoDB through moto (codes still in the outbox, which the
+//! Messages and Try it views read). The embedded run saves a screenshot of each page under
+//! `target/console-screenshots/`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use serde_json::{json, Value};
+use test_support::provision;
+use test_support::server::{unique, Backend, Server};
+use tokio::process::Command;
+
+const EXE: &str = env!("CARGO_BIN_EXE_local-api");
+
+fn suite_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/console")
+}
+
+async fn get(server: &Server, path: &str) -> reqwest::Response {
+    server
+        .raw(reqwest::Method::GET, path)
+        .send()
+        .await
+        .expect("local-api answers")
+}
+
+async fn accounts(server: &Server) -> Vec<Value> {
+    let answer = get(server, "/_dev/accounts").await;
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.expect("JSON");
+    body.as_array().expect("a list of accounts").clone()
+}
+
+async fn lists_accounts_with_their_addresses_and_live_sessions(backend: Backend) {
+    let server = Server::start(EXE, backend, &[("AUTH_DELIVERY", "outbox")]).await;
+    let account = server.new_account().await;
+    let email = format!("{}@example.com", unique("console"));
+    let sudo = server.sudo(&account).await;
+    let token = server.verification_token("email", &email, &email).await;
+    server
+        .call(
+            "PATCH",
+            "/auth/v1/user/contact",
+            Some(&account.access_token),
+            Some(json!({"sudo_token": sudo, "email": email, "verification_token": token})),
+        )
+        .await
+        .assert_ok();
+    // A second session, then one ended: only live sessions are listed.
+    let second = server
+        .post(
+            "/auth/v1/signin",
+            json!({"username": email, "password": account.password}),
+        )
+        .await;
+    second.assert_ok();
+    server
+        .call(
+            "POST",
+            "/auth/v1/user/signout",
+            Some(&second.text("access_token")),
+            None,
+        )
+        .await
+        .assert_ok();
+    let refreshed = server
+        .post(
+            "/auth/v1/token",
+            json!({"grant_type": "refresh_token", "refresh_token": account.refresh_token}),
+        )
+        .await;
+    refreshed.assert_ok();
+
+    let listed = accounts(&server).await;
+    let found = listed
+        .iter()
+        .find(|a| a["sub"] == account.sub.as_str())
+        .unwrap_or_else(|| panic!("{} is not listed: {listed:?}", account.sub));
+    assert_eq!(found["username"], account.username.as_str());
+    assert_eq!(found["email"], email.as_str());
+    assert_eq!(found["phone_number"], Value::Null);
+    assert_eq!(found["providers"], json!([]));
+    let sessions = found["sessions"].as_array().expect("sessions");
+    assert_eq!(
+        sessions.len(),
+        1,
+        "only the refreshed session lives: {found}"
+    );
+    for field in ["created_at", "refreshed_at", "expires_at"] {
+        assert!(
+            sessions[0][field]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z')),
+            "{field} in {found}"
+        );
+    }
+    assert!(sessions[0]["refreshed_at"].as_str() >= sessions[0]["created_at"].as_str());
+    // Newest first (creation times are whole seconds).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let newer = server.new_account().await;
+    assert_eq!(accounts(&server).await[0]["sub"], newer.sub.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_lists_accounts_with_addresses_and_live_sessions_on_the_embedded_store() {
+    lists_accounts_with_their_addresses_and_live_sessions(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_lists_accounts_with_addresses_and_live_sessions_on_dynamodb() {
+    lists_accounts_with_their_addresses_and_live_sessions(Backend::Aws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_pages_are_served_with_a_policy_that_forbids_inline_script() {
+    let server = Server::start(EXE, Backend::Embedded, &[]).await;
+    for path in ["/", "/_dev/messages", "/_dev/try"] {
+        let answer = get(&server, path).await;
+        assert_eq!(answer.status(), 200, "{path}");
+        let policy = answer
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(policy.contains("script-src 'self'"), "{path}: {policy}");
+        assert!(!policy.contains("unsafe-inline"), "{path}: {policy}");
+        let page = answer.text().await.expect("a page");
+        for label in ["Accounts", "Messages", "Try it"] {
+            assert!(
+                page.contains(&format!(">{label}</a>")),
+                "{path} lacks {label}"
+            );
+        }
+    }
+    let bundle = get(&server, "/_dev/cloudbase-sdk.js").await;
+    assert_eq!(bundle.status(), 200);
+    let bundle = bundle.text().await.expect("the SDK bundle");
+    assert!(
+        bundle.contains("registerEndPointWithKey") && bundle.len() > 100_000,
+        "the SDK bundle was not built: {}",
+        &bundle[..bundle.len().min(400)]
+    );
+    // The API's own paths and methods stay the API's.
+    let answer = server.post("/", json!({})).await;
+    answer.assert_error(404, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ses_and_sns_delivery_the_console_says_there_is_no_outbox() {
+    let server = Server::start(EXE, Backend::Aws, &[]).await;
+    let settings: Value = get(&server, "/_dev/settings")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(settings, json!({"store": "dynamodb", "outbox": false}));
+}
+
+async fn run_browser_suite(backend: Backend, screenshots: Option<PathBuf>) {
+    let chromium = provision::chromium();
+    tokio::task::spawn_blocking(|| provision::npm_packages(&suite_dir()))
+        .await
+        .expect("installing the npm packages panicked");
+    let server = Server::start(EXE, backend, &[("AUTH_DELIVERY", "outbox")]).await;
+    let mut node = Command::new("node");
+    node.args(["--test", "--test-reporter=spec"])
+        .current_dir(suite_dir())
+        .env("CONSOLE_ORIGIN", &server.origin)
+        .env("CHROMIUM", chromium)
+        .stdin(Stdio::null());
+    if let Some(dir) = screenshots {
+        node.env("SCREENSHOTS", dir);
+    }
+    let output = node.output().await.expect("node runs");
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("{report}");
+    assert!(
+        output.status.success(),
+        "the console's browser suite failed on {backend:?}:\n{report}\n--- server output ---\n{}",
+        server.output()
+    );
+    let passed: u32 = report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("ℹ pass "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        passed >= 6,
+        "the browser suite ran too few tests ({passed}):\n{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_works_in_a_real_browser_on_the_embedded_store() {
+    let screenshots = provision::tools_dir()
+        .parent()
+        .expect("target/")
+        .join("console-screenshots");
+    run_browser_suite(Backend::Embedded, Some(screenshots)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_works_in_a_real_browser_on_dynamodb() {
+    run_browser_suite(Backend::Aws, None).await;
+}
