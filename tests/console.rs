@@ -160,6 +160,10 @@ async fn with_ses_and_sns_delivery_the_console_says_there_is_no_outbox() {
 }
 
 async fn run_browser_suite(backend: Backend, screenshots: Option<PathBuf>) {
+    // One browser at a time: two at once on two cores would test the machine's load, not
+    // the console's two-second promise.
+    static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_BROWSER.lock().await;
     let chromium = provision::chromium();
     tokio::task::spawn_blocking(|| provision::npm_packages(&suite_dir()))
         .await
@@ -209,4 +213,67 @@ async fn the_console_works_in_a_real_browser_on_the_embedded_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_works_in_a_real_browser_on_dynamodb() {
     run_browser_suite(Backend::Aws, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_this_machine_may_read_or_empty_the_console_and_the_outbox() {
+    let server = Server::start(EXE, Backend::Embedded, &[]).await;
+    let send = |method: reqwest::Method, path: &str, headers: &[(&str, &str)]| {
+        let mut request = server.raw(method, path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    let allowed = |answer: &reqwest::Response| {
+        answer
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    // A DNS name rebound to 127.0.0.1 is not this machine's name.
+    for path in ["/", "/_dev/accounts", "/_dev/outbox", "/_dev/settings"] {
+        let answer = send(reqwest::Method::GET, path, &[("host", "evil.example:3000")])
+            .await
+            .expect("an answer");
+        assert_eq!(answer.status(), 403, "{path}");
+    }
+    // Another loopback origin (an app being developed) may read the outbox and the settings.
+    let app = "http://127.0.0.1:5173";
+    for path in ["/_dev/outbox", "/_dev/settings"] {
+        let answer = send(reqwest::Method::GET, path, &[("origin", app)])
+            .await
+            .expect("an answer");
+        assert_eq!(answer.status(), 200, "{path}");
+        assert_eq!(allowed(&answer).as_deref(), Some(app), "{path}");
+    }
+    // A web site may read nothing, the accounts are for the console's own page only, and no
+    // other origin is let through a preflight to empty the outbox.
+    for (path, origin) in [
+        ("/_dev/outbox", "https://evil.example"),
+        ("/_dev/settings", "http://127.0.0.1.evil.example"),
+        ("/_dev/accounts", app),
+    ] {
+        let answer = send(reqwest::Method::GET, path, &[("origin", origin)])
+            .await
+            .expect("an answer");
+        assert_eq!(allowed(&answer), None, "{path} for {origin}");
+    }
+    let preflight = send(
+        reqwest::Method::OPTIONS,
+        "/_dev/outbox",
+        &[
+            ("origin", "https://evil.example"),
+            ("access-control-request-method", "DELETE"),
+        ],
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(preflight.status(), 404);
+    assert_eq!(allowed(&preflight), None);
+    assert!(preflight
+        .headers()
+        .get("access-control-allow-methods")
+        .is_none());
 }

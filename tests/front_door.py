@@ -3,7 +3,9 @@
 
     python3 tests/front_door.py                 # the first command as written (port 3000),
                                                 # then the curl walk-through against it
-    python3 tests/front_door.py --port 0        # the same on a free port (tests/readme.rs)
+    python3 tests/front_door.py --exe target/debug/local-api --port 0
+                                                # the walk-through against that binary
+                                                # on a free port (tests/readme.rs)
     python3 tests/front_door.py command 2       # print the README's second command
     python3 tests/front_door.py block docs/DEPLOY.md lambda-watch   # print a marked block
 
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -32,7 +35,7 @@ LISTENING = re.compile(r"local-api listening on (http://127\.0\.0\.1:\d+)")
 
 
 def fail(sentence):
-    print(f"front door: FAILED: {sentence}", flush=True)
+    print(f"front door: FAILED: {sentence}", file=sys.stderr, flush=True)
     sys.exit(1)
 
 
@@ -112,7 +115,7 @@ def run_walkthrough(origin):
             fail(f"no command of the walk-through is marked `{mark}`")
 
 
-def start_first_command(command, port):
+def start_server(command, port):
     env = dict(os.environ)
     if port is not None:
         env["PORT"] = str(port)
@@ -156,7 +159,9 @@ def stop(server):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, help="PORT for the first command (default: unset)")
+    parser.add_argument("--port", type=int, help="PORT for the server (default: unset)")
+    parser.add_argument("--exe", help="start this local-api binary instead of the README's "
+                                      "first command (which the workspace then need not build)")
     parser.add_argument("what", nargs="*",
                         help="`command N` prints the README's Nth command; "
                              "`block FILE NAME` prints the block marked `ci: NAME`")
@@ -169,8 +174,8 @@ def main():
         else:
             parser.error("expected `command 1`, `command 2` or `block FILE NAME`")
         return
-    first = two_commands()[0]
-    server, origin = start_first_command(first, args.port)
+    first = shlex.quote(args.exe) if args.exe else two_commands()[0]
+    server, origin = start_server(first, args.port)
     try:
         started = time.monotonic()
         run_walkthrough(origin)

@@ -4,8 +4,8 @@
 //! ESM build imports sibling packages, so a browser cannot load it unbundled.
 //!
 //! Without Node.js, or without the npm registry, the API still builds and runs: the bundle
-//! is then a module that names what went wrong, which the Try-it page shows, and Cargo
-//! prints it as a warning.
+//! is then a module that names what went wrong, which the Try-it page shows, Cargo prints it
+//! as a warning, and the next build tries again.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,13 @@ fn main() {
     let bundle = out.join("cloudbase-sdk.js");
     if let Err(why) = build_bundle(&manifest.join("console"), &out, &bundle) {
         println!("cargo:warning=the console's Try-it page will not work: {why}");
-        let message = format!("The SDK bundle was not built with local-api: {why}. Install Node.js 20 or later with npm, then rebuild (`cargo clean -p local-api && cargo run --bin local-api`).");
+        // A path that never exists: Cargo then runs this again on every build, until the
+        // bundle is made.
+        println!(
+            "cargo:rerun-if-changed={}",
+            out.join("retry-until-bundled").display()
+        );
+        let message = format!("The SDK bundle was not built with local-api: {why}. Install Node.js 20 or later with npm, then run `cargo run --bin local-api` again.");
         let module = format!(
             "export default null;\nexport const unavailable = {};\n",
             json_string(&message)
@@ -49,7 +55,14 @@ fn build_bundle(console: &Path, out: &Path, bundle: &Path) -> Result<(), String>
         }
         run(
             Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                // No install scripts: esbuild's own shim finds its binary without them.
+                .args([
+                    "ci",
+                    "--ignore-scripts",
+                    "--no-audit",
+                    "--no-fund",
+                    "--loglevel=error",
+                ])
                 .current_dir(&npm_dir),
             "npm ci",
         )?;

@@ -9,6 +9,16 @@ pub enum StoreKind {
     DynamoDb,
 }
 
+impl StoreKind {
+    /// As `AUTH_STORE` names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Memory => "memory",
+            StoreKind::DynamoDb => "dynamodb",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeliveryKind {
     Outbox,
@@ -99,8 +109,8 @@ impl Settings {
                 Runtime::Local => StoreKind::Memory,
                 Runtime::Lambda => StoreKind::DynamoDb,
             },
-            Some("memory") => StoreKind::Memory,
-            Some("dynamodb") => StoreKind::DynamoDb,
+            Some(name) if name == StoreKind::Memory.as_str() => StoreKind::Memory,
+            Some(name) if name == StoreKind::DynamoDb.as_str() => StoreKind::DynamoDb,
             Some(other) => {
                 return Err(ConfigError(format!(
                     "AUTH_STORE must be `memory` or `dynamodb`, not `{other}`"

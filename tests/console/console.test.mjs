@@ -105,9 +105,9 @@ test('a code sent appears in Messages within two seconds, without a reload, as s
   page.on('load', () => { loads += 1; });
 
   const email = `${unique('console-')}@example.com`;
-  const sent = Date.now();
   const answer = await api('/verification', { email });
   assert.ok(answer.verification_id, JSON.stringify(answer));
+  const sent = Date.now();
   const message = page.locator(`li.message[data-to="${email}"]`);
   await message.waitFor({ timeout: 2000 });
   const seenAfter = Date.now() - sent;
@@ -191,7 +191,7 @@ test('Try it completes the seed flow from a second loopback origin, through CORS
   }
 });
 
-test('a hostile profile name shows as its characters and runs nothing', T, async () => {
+test('a hostile profile name and address show as their characters and run nothing', T, async () => {
   const hostile = '<img src=x onerror=alert(1)>';
   const username = unique('hostile_');
   const signup = await api('/signup', { username, password: 'correct horse battery', name: hostile });
@@ -211,6 +211,15 @@ test('a hostile profile name shows as its characters and runs nothing', T, async
   assert.equal(await page.locator('main img').count(), 0);
   await page.waitForTimeout(500);
   await screenshot(page, 'hostile-name');
+
+  // An address with every markup-ish character an email may carry shows as typed in Messages.
+  const address = `o'brien&{x}=1/${unique('')}@example.com`;
+  assert.ok((await api('/verification', { email: address })).verification_id);
+  await page.goto(`${ORIGIN}/_dev/messages`);
+  const message = page.locator('li.message').filter({ hasText: address });
+  await message.waitFor({ timeout: 3000 });
+  assert.equal(await message.locator('.to').innerText(), address);
+  assert.equal(await message.getAttribute('data-to'), address);
   await close();
   assert.deepEqual(offsite, [], 'the name was parsed as markup');
   assert.deepEqual(problems, []);

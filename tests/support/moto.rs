@@ -40,8 +40,18 @@ fn start_moto() -> String {
     let python = crate::provision::moto_python();
     let port = free_port();
     let parent = std::process::id();
+    // One log per test binary, overwritten by its next run.
+    let suite = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|stem| {
+            stem.rsplit_once('-')
+                .map_or(stem.clone(), |(name, _)| name.to_string())
+        })
+        .unwrap_or_default();
+    let log = crate::provision::tools_dir().join(format!("moto-{suite}.log"));
     let script = r#"
-        "$4" "$3" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 &
+        "$4" "$3" -H 127.0.0.1 -p "$1" >"$5" 2>&1 &
         moto=$!
         trap 'kill "$moto" 2>/dev/null' EXIT INT TERM
         while kill -0 "$2" 2>/dev/null && kill -0 "$moto" 2>/dev/null; do sleep 1; done
@@ -56,6 +66,7 @@ fn start_moto() -> String {
             SERIALISED_MOTO,
         ])
         .arg(&python)
+        .arg(&log)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -68,8 +79,8 @@ fn start_moto() -> String {
     while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "moto_server ({}) did not start on {address} within 60 s",
-            python.display()
+            "moto_server did not start on {address} within 60 s; its output is in {}",
+            log.display()
         );
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -13,7 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 const WORKSPACE: &str = env!("CARGO_MANIFEST_DIR");
 const MOTO_REQUIREMENTS: &str = include_str!("moto-requirements.txt");
@@ -209,10 +209,31 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
+/// Servers this process started and has not stopped yet: `fail` stops them, since exiting
+/// skips the drops that would.
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+pub fn started_child(pid: u32) {
+    CHILDREN.lock().unwrap_or_else(|p| p.into_inner()).push(pid);
+}
+
+pub fn stopped_child(pid: u32) {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|&child| child != pid);
+}
+
 /// Stops the whole test process with one sentence: every test after this one would fail for
 /// the same reason, and a page of identical panics hides it.
 fn fail(sentence: &str) -> ! {
     say(&format!("\n{sentence}\n"));
+    let children = CHILDREN.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for pid in children {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
     std::process::exit(1);
 }
 

@@ -37,6 +37,15 @@ pub struct Server {
     _child: Child,
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        // `kill_on_drop` stops the process itself.
+        if let Some(pid) = self._child.id() {
+            crate::provision::stopped_child(pid);
+        }
+    }
+}
+
 /// One HTTP answer.
 #[derive(Debug)]
 pub struct Reply {
@@ -162,6 +171,9 @@ impl Server {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+        if let Some(pid) = child.id() {
+            crate::provision::started_child(pid);
+        }
         let output = Arc::new(Mutex::new(Vec::new()));
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");

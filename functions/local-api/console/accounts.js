@@ -48,6 +48,7 @@ function card(account) {
       field('Profile name', account.name),
       field('Email', account.email),
       field('Phone', account.phone_number),
+      field('Password', account.has_password ? 'set' : null),
       field('WeChat', wechat, 'multiline'),
       field('Account id (sub)', account.sub, 'mono'),
       field('Created', when(account.created_at)),

@@ -2,13 +2,16 @@
 // @cloudbase/js-sdk against this server (or the one `?api=` names), each call and its answer
 // shown as it happens.
 import * as sdk from './cloudbase-sdk.js';
-import { el, view } from './console.js';
+import { el, json, view } from './console.js';
 
 const api = new URL(new URLSearchParams(location.search).get('api') || location.origin).origin;
 const main = view('Try it', 'The seed documents’ code, run by the unmodified CloudBase JavaScript SDK (3.7.0, browser build) against this server: sign up and sign in, sudo, send a code, take it from the outbox, verify, bind an email and a phone number, then sign in again by each bound address and compare the account id.');
 
+const settings = await json(`${api}/_dev/settings`);
 if (!sdk.default) {
   main.append(el('p', { class: 'note problem', id: 'sdk-missing', text: sdk.unavailable }));
+} else if (!settings.outbox) {
+  main.append(el('p', { class: 'note', id: 'no-outbox', text: `Try it reads the codes it sends from the outbox, and ${api} delivers through SES and SNS (AUTH_DELIVERY=aws), so it keeps none. Run local-api without AUTH_DELIVERY to try the flow.` }));
 } else {
   const random = (n) => Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => 'abcdefghijkmnpqrstuvwxyz23456789'[b % 32]).join('');
   const digits = (n) => Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => b % 10).join('');
@@ -71,8 +74,7 @@ if (!sdk.default) {
   async function codeFor(to, after) {
     const wanted = to.replace(/\s+/g, '').toLowerCase();
     for (let tries = 0; tries < 50; tries += 1) {
-      const response = await fetch(`${api}/_dev/outbox`, { cache: 'no-store' });
-      const messages = await response.json();
+      const messages = await json(`${api}/_dev/outbox`);
       const found = messages.filter((m) => m.id > after && m.to.toLowerCase() === wanted && m.code).at(-1);
       if (found) return found;
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -81,8 +83,7 @@ if (!sdk.default) {
   }
 
   async function lastOutboxId() {
-    const messages = await (await fetch(`${api}/_dev/outbox`, { cache: 'no-store' })).json();
-    return messages.at(-1)?.id ?? 0;
+    return (await json(`${api}/_dev/outbox`)).at(-1)?.id ?? 0;
   }
 
   async function run({ username, password, email, phone }) {

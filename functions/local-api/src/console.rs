@@ -8,8 +8,9 @@
 //!   unmodified `@cloudbase/js-sdk` (bundled by `build.rs`) against this server.
 //!
 //! Only this binary serves it: no Lambda function links this package (tests/lambda_runtime.rs
-//! checks the function binaries). Everything a page shows comes from users, so the scripts
-//! only ever set text, and the Content-Security-Policy allows no inline script at all.
+//! checks the function binaries), and `shared::http::local` serves it to this machine only.
+//! Everything a page shows comes from users, so the scripts only ever set text, and the
+//! Content-Security-Policy allows no inline script at all.
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use lambda_http::http::{self, header, Method, StatusCode};
 use serde_json::{json, Value};
-use shared::http::local::{json_response, Pages};
+use shared::http::local::{json_response, loopback_origin, Pages};
 use shared::http::wire::rfc3339;
 use shared::ports::{AccountListing, Clock, Directory, SystemClock};
 
@@ -119,12 +120,17 @@ impl Pages for Console {
             return Some(respond(content_type, Bytes::from_static(body)));
         }
         match path {
-            "/_dev/settings" => Some(json_response(
-                StatusCode::OK,
-                json!({"store": self.store, "outbox": self.outbox})
-                    .to_string()
-                    .into_bytes(),
-            )),
+            // Try it, loaded by an app's page on another loopback origin, asks whether there
+            // is an outbox to read codes from.
+            "/_dev/settings" => {
+                let settings = json!({"store": self.store, "outbox": self.outbox});
+                Some(json_response(
+                    StatusCode::OK,
+                    settings.to_string().into_bytes(),
+                    loopback_origin(request),
+                ))
+            }
+            // Every account in full: for the console's own page only, so no CORS.
             "/_dev/accounts" => Some(self.accounts().await),
             _ => None,
         }
@@ -133,30 +139,27 @@ impl Pages for Console {
 
 impl Console {
     async fn accounts(&self) -> http::Response<Full<Bytes>> {
-        let Some(directory) = &self.directory else {
-            return json_response(StatusCode::OK, b"[]".to_vec());
+        let listings = match &self.directory {
+            Some(directory) => directory.accounts(SystemClock.now()).await,
+            None => Ok(Vec::new()),
         };
-        match directory.accounts(SystemClock.now()).await {
-            Ok(listings) => {
-                let accounts: Vec<Value> = listings.iter().map(account_json).collect();
-                json_response(
-                    StatusCode::OK,
-                    Value::from(accounts).to_string().into_bytes(),
-                )
-            }
+        let (status, body) = match listings {
+            Ok(listings) => (
+                StatusCode::OK,
+                Value::from(listings.iter().map(account_json).collect::<Vec<_>>()),
+            ),
             Err(err) => {
                 tracing::warn!(error = %err, "the console could not list the accounts");
-                json_response(
+                (
                     StatusCode::SERVICE_UNAVAILABLE,
                     json!({
                         "error": "unavailable",
                         "error_description": "the store could not be read; see local-api's log",
-                    })
-                    .to_string()
-                    .into_bytes(),
+                    }),
                 )
             }
-        }
+        };
+        json_response(status, body.to_string().into_bytes(), None)
     }
 }
 
@@ -236,9 +239,6 @@ fn respond(content_type: &str, body: Bytes) -> http::Response<Full<Bytes>> {
         .header("content-security-policy", CONTENT_SECURITY_POLICY)
         .header("x-content-type-options", "nosniff")
         .header("referrer-policy", "no-referrer")
-        // The console's scripts, module and SDK bundle may be loaded by a page on another
-        // loopback origin (an app being developed, or the test of that).
-        .header("access-control-allow-origin", "*")
         .body(Full::new(body))
         .unwrap_or_default()
 }

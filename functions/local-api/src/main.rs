@@ -6,7 +6,7 @@ mod console;
 use std::sync::Arc;
 
 use shared::bootstrap;
-use shared::config::{Runtime, Settings, StoreKind};
+use shared::config::{Runtime, Settings};
 use shared::http::local::{self, LocalServer};
 
 #[tokio::main]
@@ -21,10 +21,7 @@ async fn main() {
         "store: {:?}, delivery: {:?}",
         settings.store, settings.delivery
     );
-    let store = match settings.store {
-        StoreKind::Memory => "memory",
-        StoreKind::DynamoDb => "dynamodb",
-    };
+    let store = settings.store.as_str();
     let built = match bootstrap::build_with_outbox(settings).await {
         Ok(built) => built,
         Err(err) => fail(&err.to_string()),

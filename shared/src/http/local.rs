@@ -1,7 +1,13 @@
 //! The local server: every route of the table on one loopback port, through the same
-//! `handle` the Lambda functions use, plus `GET` and `DELETE /_dev/outbox` when delivery is
-//! the outbox, the OpenAPI document of the contract at `GET /auth/v1/openapi.json`, and
-//! whatever `Pages` the binary adds outside `/auth/v1/` (`local-api`'s console).
+//! `handle` the Lambda functions use, plus the OpenAPI document of the contract at
+//! `GET /auth/v1/openapi.json`.
+//!
+//! Everything outside `/auth/v1/` is the developer's own: `GET` and `DELETE /_dev/outbox`
+//! when delivery is the outbox, and whatever `Pages` the binary adds (`local-api`'s console).
+//! It holds codes and every account, so a web page the developer happens to have open must
+//! not read it: it answers only requests whose `Host` names a loopback address (which a DNS
+//! rebinding attack cannot fake), grants CORS only to pages of loopback origins, and answers
+//! no preflight (so no other origin can `DELETE`).
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -42,16 +48,89 @@ pub trait Pages: Send + Sync {
     async fn answer(&self, request: &http::request::Parts) -> Option<http::Response<Full<Bytes>>>;
 }
 
-/// A JSON answer; `*` as the allowed origin, since a page on another loopback origin (an app
-/// being developed) reads the local outbox too.
-pub fn json_response(status: StatusCode, body: Vec<u8>) -> http::Response<Full<Bytes>> {
-    http::Response::builder()
+/// A JSON answer of the developer's own paths, readable by `cors` (a loopback origin, from
+/// `loopback_origin`) as well as by same-origin pages.
+pub fn json_response(
+    status: StatusCode,
+    body: Vec<u8>,
+    cors: Option<http::HeaderValue>,
+) -> http::Response<Full<Bytes>> {
+    let mut response = http::Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "application/json")
-        .header("access-control-allow-origin", "*")
         .header(http::header::CACHE_CONTROL, "no-store")
+        .header(http::header::VARY, "origin");
+    if let Some(origin) = cors {
+        response = response.header("access-control-allow-origin", origin);
+    }
+    response
         .body(Full::new(Bytes::from(body)))
         .unwrap_or_default()
+}
+
+/// The request's `Origin` when it is a page of this machine (`http://127.0.0.1:PORT`,
+/// `http://localhost:PORT`, `http://[::1]:PORT`): an app under development may read what its
+/// local server keeps; a web site may not.
+pub fn loopback_origin(request: &http::request::Parts) -> Option<http::HeaderValue> {
+    let origin = request.headers.get(http::header::ORIGIN)?;
+    let host = origin.to_str().ok()?.strip_prefix("http://")?;
+    is_loopback_authority(host).then(|| origin.clone())
+}
+
+/// `127.0.0.1`, `localhost` or `[::1]`, with or without a port.
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+fn local_only_refusal(
+    status: StatusCode,
+    error: &str,
+    description: &str,
+) -> http::Response<Full<Bytes>> {
+    let body = serde_json::json!({"error": error, "error_description": description});
+    json_response(status, body.to_string().into_bytes(), None)
+}
+
+/// The developer's own paths: the outbox and the pages, for this machine only.
+async fn local_only(
+    server: &LocalServer,
+    parts: &http::request::Parts,
+) -> http::Response<Full<Bytes>> {
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if !is_loopback_authority(host) {
+        return local_only_refusal(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "the local console answers only at 127.0.0.1 or localhost",
+        );
+    }
+    if let (Some(outbox), "/_dev/outbox") = (&server.outbox, parts.uri.path()) {
+        match parts.method {
+            http::Method::GET => {
+                let body = serde_json::to_vec(&outbox.entries()).unwrap_or_else(|_| b"[]".to_vec());
+                return json_response(StatusCode::OK, body, loopback_origin(parts));
+            }
+            http::Method::DELETE => {
+                outbox.clear();
+                return json_response(StatusCode::OK, b"{}".to_vec(), None);
+            }
+            _ => {}
+        }
+    }
+    if let Some(pages) = &server.pages {
+        if let Some(response) = pages.answer(parts).await {
+            return response;
+        }
+    }
+    local_only_refusal(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
 /// Binds 127.0.0.1 only: the local server is never reachable from other machines.
@@ -130,28 +209,8 @@ async fn answer(
             .body(Full::new(Bytes::from_static(OPENAPI_DOCUMENT.as_bytes())))
             .unwrap_or_default();
     }
-    if parts.uri.path() == "/_dev/outbox" {
-        if let Some(outbox) = &server.outbox {
-            match parts.method {
-                http::Method::GET => {
-                    let body =
-                        serde_json::to_vec(&outbox.entries()).unwrap_or_else(|_| b"[]".to_vec());
-                    return json_response(StatusCode::OK, body);
-                }
-                http::Method::DELETE => {
-                    outbox.clear();
-                    return json_response(StatusCode::OK, b"{}".to_vec());
-                }
-                _ => {}
-            }
-        }
-    }
     if !parts.uri.path().starts_with("/auth/v1/") {
-        if let Some(pages) = &server.pages {
-            if let Some(response) = pages.answer(&parts).await {
-                return response;
-            }
-        }
+        return local_only(server, &parts).await;
     }
     let response = match read_body(incoming).await {
         Ok(bytes) => {
@@ -172,4 +231,60 @@ async fn answer(
         _ => Bytes::new(),
     };
     http::Response::from_parts(parts, Full::new(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut builder = http::Request::builder().uri("/_dev/outbox");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).expect("a request").into_parts().0
+    }
+
+    #[test]
+    fn only_loopback_names_are_local_authorities() {
+        for local in [
+            "127.0.0.1",
+            "127.0.0.1:3000",
+            "localhost:8080",
+            "[::1]",
+            "[::1]:3000",
+        ] {
+            assert!(is_loopback_authority(local), "{local}");
+        }
+        for remote in [
+            "evil.example:3000",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example:3000",
+            "10.0.0.1:3000",
+            "",
+        ] {
+            assert!(!is_loopback_authority(remote), "{remote}");
+        }
+    }
+
+    #[test]
+    fn cors_is_granted_to_pages_of_loopback_origins_only() {
+        let granted = |origin: &str| loopback_origin(&request(&[("origin", origin)]));
+        assert_eq!(
+            granted("http://127.0.0.1:5173")
+                .as_ref()
+                .map(|v| v.to_str().unwrap()),
+            Some("http://127.0.0.1:5173")
+        );
+        assert!(granted("http://localhost:3000").is_some());
+        for refused in [
+            "https://evil.example",
+            "http://evil.example:3000",
+            "http://127.0.0.1.evil.example",
+            "null",
+        ] {
+            assert_eq!(granted(refused), None, "{refused}");
+        }
+        assert_eq!(loopback_origin(&request(&[])), None);
+    }
 }
