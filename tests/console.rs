@@ -5,18 +5,12 @@
 //! `target/console-screenshots/`.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use serde_json::{json, Value};
-use test_support::provision;
 use test_support::server::{unique, Backend, Server};
-use tokio::process::Command;
+use test_support::{node, provision};
 
 const EXE: &str = env!("CARGO_BIN_EXE_local-api");
-
-fn suite_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/console")
-}
 
 async fn get(server: &Server, path: &str) -> reqwest::Response {
     server
@@ -165,40 +159,18 @@ async fn run_browser_suite(backend: Backend, screenshots: Option<PathBuf>) {
     static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_BROWSER.lock().await;
     let chromium = provision::chromium();
-    tokio::task::spawn_blocking(|| provision::npm_packages(&suite_dir()))
-        .await
-        .expect("installing the npm packages panicked");
+    let dir = node::suite("console").await;
     let server = Server::start(EXE, backend, &[("AUTH_DELIVERY", "outbox")]).await;
-    let mut node = Command::new("node");
-    node.args(["--test", "--test-reporter=spec"])
-        .current_dir(suite_dir())
-        .env("CONSOLE_ORIGIN", &server.origin)
-        .env("CHROMIUM", chromium)
-        .stdin(Stdio::null());
-    if let Some(dir) = screenshots {
-        node.env("SCREENSHOTS", dir);
+    let screenshots = screenshots.map(|dir| dir.display().to_string());
+    let mut env = vec![
+        ("CONSOLE_ORIGIN", server.origin.as_str()),
+        ("CHROMIUM", chromium.to_str().expect("a UTF-8 path")),
+    ];
+    if let Some(dir) = &screenshots {
+        env.push(("SCREENSHOTS", dir));
     }
-    let output = node.output().await.expect("node runs");
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    println!("{report}");
-    assert!(
-        output.status.success(),
-        "the console's browser suite failed on {backend:?}:\n{report}\n--- server output ---\n{}",
-        server.output()
-    );
-    let passed: u32 = report
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("ℹ pass "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(
-        passed >= 6,
-        "the browser suite ran too few tests ({passed}):\n{report}"
-    );
+    let what = format!("the console's browser suite on {backend:?}");
+    node::run(&dir, &env, 6, &server, &what).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod fault_proxy;
 pub mod moto;
+pub mod node;
 pub mod provision;
 pub mod server;
 pub mod wechat;
