@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 use test_support::server::{unique, Backend, Server};
-use test_support::{node, provision};
+use test_support::{node, provision, wechat};
 
 const EXE: &str = env!("CARGO_BIN_EXE_local-api");
 
@@ -27,8 +27,17 @@ async fn accounts(server: &Server) -> Vec<Value> {
     body.as_array().expect("a list of accounts").clone()
 }
 
+/// local-api with codes in the outbox and WeChat served by the fake.
+async fn console_server(backend: Backend) -> Server {
+    let fake = wechat::start().await;
+    let mut settings = wechat::settings(&fake);
+    settings.push(("AUTH_DELIVERY", "outbox".into()));
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Server::start(EXE, backend, &pairs).await
+}
+
 async fn lists_accounts_with_their_addresses_and_live_sessions(backend: Backend) {
-    let server = Server::start(EXE, backend, &[("AUTH_DELIVERY", "outbox")]).await;
+    let server = console_server(backend).await;
     let account = server.new_account().await;
     let email = format!("{}@example.com", unique("console"));
     let sudo = server.sudo(&account).await;
@@ -66,6 +75,22 @@ async fn lists_accounts_with_their_addresses_and_live_sessions(backend: Backend)
         )
         .await;
     refreshed.assert_ok();
+    let wechat_name = unique("wx");
+    let grant = server
+        .post(
+            "/auth/v1/provider/token",
+            json!({"provider_id": "wx_open", "provider_code": format!("ok:{wechat_name}")}),
+        )
+        .await;
+    server
+        .call(
+            "POST",
+            "/auth/v1/user/provider/bind",
+            Some(&refreshed.text("access_token")),
+            Some(json!({"provider_token": grant.text("provider_token")})),
+        )
+        .await
+        .assert_ok();
 
     let listed = accounts(&server).await;
     let found = listed
@@ -75,7 +100,15 @@ async fn lists_accounts_with_their_addresses_and_live_sessions(backend: Backend)
     assert_eq!(found["username"], account.username.as_str());
     assert_eq!(found["email"], email.as_str());
     assert_eq!(found["phone_number"], Value::Null);
-    assert_eq!(found["providers"], json!([]));
+    assert_eq!(
+        found["providers"],
+        json!([{
+            "provider_id": "wx_open",
+            "subject": format!("unionid-{wechat_name}"),
+            "name": wechat_name,
+        }])
+    );
+    assert_eq!(found["has_password"], true);
     let sessions = found["sessions"].as_array().expect("sessions");
     assert_eq!(
         sessions.len(),
@@ -160,7 +193,7 @@ async fn run_browser_suite(backend: Backend, screenshots: Option<PathBuf>) {
     let _turn = ONE_BROWSER.lock().await;
     let chromium = provision::chromium();
     let dir = node::suite("console").await;
-    let server = Server::start(EXE, backend, &[("AUTH_DELIVERY", "outbox")]).await;
+    let server = console_server(backend).await;
     let screenshots = screenshots.map(|dir| dir.display().to_string());
     let mut env = vec![
         ("CONSOLE_ORIGIN", server.origin.as_str()),

@@ -71,19 +71,24 @@ test('each view is one labelled click from / and no page logs an error', T, asyn
   assert.deepEqual(problems, []);
 });
 
-test('an account created through the API appears in the list with its addresses and sessions', T, async () => {
+test('an account created through the API appears in the list with its addresses, WeChat and sessions', T, async () => {
   const username = unique('console_');
   const name = `Ada ${unique('')}`;
   const signup = await api('/signup', { username, password: 'correct horse battery', name });
   assert.ok(signup.sub, JSON.stringify(signup));
   await api('/signin', { username, password: 'correct horse battery' });
+  // The WeChat fake vouches for `unionid-<name>` when given the code `ok:<name>`.
+  const wechat = unique('wx');
+  const grant = await api('/provider/token', { provider_id: 'wx_open', provider_code: `ok:${wechat}` });
+  assert.ok(grant.provider_token, JSON.stringify(grant));
+  assert.deepEqual(await api('/user/provider/bind', { provider_token: grant.provider_token }, signup.access_token), {});
 
   const { page, problems, close } = await watchedPage();
   await page.goto(`${ORIGIN}/`);
   const card = page.locator(`article[data-sub="${signup.sub}"]`);
   await card.waitFor({ timeout: 5000 });
   const text = await card.innerText();
-  for (const expected of [username, name, signup.sub, 'Live sessions (2)', 'signed in', 'expires']) {
+  for (const expected of [username, name, signup.sub, `wx_open: unionid-${wechat} (${wechat})`, 'Live sessions (2)', 'signed in', 'expires']) {
     assert.ok(text.includes(expected), `the card lacks ${expected}:\n${text}`);
   }
   // Filtering by an identifier keeps the account and drops the others.
