@@ -41,8 +41,8 @@ pub struct LocalServer {
     pub pages: Option<Arc<dyn Pages>>,
 }
 
-/// What a local server serves beside the API. Requests outside `/auth/v1/` reach it first;
-/// `None` hands one on to the API's answer (a 404 in the contract's shape).
+/// What a local server serves beside the API and the outbox, outside `/auth/v1/`: `None`
+/// leaves the request to a 404 in the contract's shape.
 #[async_trait::async_trait]
 pub trait Pages: Send + Sync {
     async fn answer(&self, request: &http::request::Parts) -> Option<http::Response<Full<Bytes>>>;
