@@ -57,7 +57,11 @@ contract_tests!(
     every_login_key_reads_the_current_password_hash,
     rejections_take_precedence_stale_then_sudo_then_token_then_taken,
     rotating_the_refresh_token_replaces_it_once,
+    rotating_again_to_the_same_successor_agrees_and_changes_nothing,
     rotating_with_a_wrong_refresh_token_changes_nothing,
+    a_sign_ups_session_is_stored_with_its_account_or_not_at_all,
+    sudo_marks_its_session_authenticated_and_needs_a_live_session,
+    a_counted_event_given_back_frees_its_place_in_that_window_only,
     revoked_expired_and_unknown_sessions_do_not_rotate,
     session_and_user_are_read_together_as_stored,
     a_verification_redeems_only_once,
@@ -126,6 +130,7 @@ fn creation(user: &User) -> AccountChange {
         after: user.clone(),
         sudo: None,
         spend: None,
+        session: None,
         now: now(),
     }
 }
@@ -141,6 +146,7 @@ fn change(before: &User, edit: impl FnOnce(&mut User)) -> AccountChange {
         after,
         sudo: None,
         spend: None,
+        session: None,
         now: now(),
     }
 }
@@ -191,7 +197,7 @@ async fn signed_in_with_sudo(store: &dyn Store, user: &User) -> (Session, SudoCh
         session_id: session.id.clone(),
         expires_at: now() + 300,
     };
-    store.put_sudo_token(&sudo).await.unwrap();
+    assert!(store.grant_sudo(&sudo, now()).await.unwrap());
     let check = SudoCheck {
         hash: sudo.hash,
         user_id: user.id.clone(),
@@ -209,6 +215,8 @@ fn new_session(user: &User, expires_at: UnixTime) -> Session {
         revoked: false,
         created_at: now(),
         refreshed_at: now(),
+        generation: 0,
+        authenticated_at: now(),
     }
 }
 
@@ -233,10 +241,13 @@ async fn verification_token_for(
         .await
         .unwrap());
     if used {
+        let holder = new_user();
+        let session = new_session(&holder, now() + 3600);
+        store.create_session(&session).await.unwrap();
         let sudo = SudoToken {
             hash: new_hash(),
-            user_id: UserId::generate(),
-            session_id: SessionId::generate(),
+            user_id: holder.id,
+            session_id: session.id,
             expires_at: now() + 60,
         };
         assert!(store
@@ -551,7 +562,7 @@ async fn an_expired_sudo_token_is_rejected(store: &dyn Store) {
             session_id: check.session_id.clone(),
             expires_at,
         };
-        store.put_sudo_token(&expired).await.unwrap();
+        assert!(store.grant_sudo(&expired, now()).await.unwrap());
         if let Some(sudo) = &mut bind.change.sudo {
             sudo.hash = expired.hash.clone();
         }
@@ -849,7 +860,7 @@ async fn rotating_the_refresh_token_replaces_it_once(store: &dyn Store) {
     let next = new_hash();
     let later = now() + 7200;
     assert!(store
-        .rotate_refresh_token(&session.id, &session.refresh_hash, &next, later, now())
+        .rotate_refresh_token(&session.id, &session.refresh_hash, &next, 1, later, now())
         .await
         .unwrap());
     let stored = store.session(&session.id).await.unwrap().unwrap();
@@ -864,6 +875,7 @@ async fn rotating_the_refresh_token_replaces_it_once(store: &dyn Store) {
             &session.id,
             &session.refresh_hash,
             &new_hash(),
+            1,
             later,
             now()
         )
@@ -880,11 +892,160 @@ async fn rotating_the_refresh_token_replaces_it_once(store: &dyn Store) {
     );
 }
 
+async fn rotating_again_to_the_same_successor_agrees_and_changes_nothing(store: &dyn Store) {
+    let session = new_session(&new_user(), now() + 3600);
+    store.create_session(&session).await.unwrap();
+    let next = new_hash();
+    let t = now();
+    assert!(store
+        .rotate_refresh_token(&session.id, &session.refresh_hash, &next, 1, t + 7200, t)
+        .await
+        .unwrap());
+    // A second rotation of the same token (another tab) derives the same successor.
+    assert!(store
+        .rotate_refresh_token(&session.id, &session.refresh_hash, &next, 1, t + 7200, t)
+        .await
+        .unwrap());
+    let stored = store.session(&session.id).await.unwrap().unwrap();
+    assert_eq!(stored.refresh_hash, next);
+    assert_eq!(stored.generation, 1);
+    // Any other successor of the retired token is refused.
+    assert!(!store
+        .rotate_refresh_token(
+            &session.id,
+            &session.refresh_hash,
+            &new_hash(),
+            1,
+            t + 7200,
+            t
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .session(&session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh_hash,
+        next
+    );
+}
+
+async fn a_sign_ups_session_is_stored_with_its_account_or_not_at_all(store: &dyn Store) {
+    let mut user = new_user();
+    let session = new_session(&user, now() + 3600);
+    let mut signup = creation(&user);
+    signup.session = Some(session.clone());
+    assert_eq!(store.apply(&signup).await.unwrap(), Ok(()));
+    let stored = store.session(&session.id).await.unwrap().expect("stored");
+    assert_eq!(stored.user_id, user.id);
+    assert_eq!(stored.refresh_hash, session.refresh_hash);
+
+    // A sign-up refused (its username is taken) leaves no session behind.
+    let mut rival = new_user();
+    rival.username = user.username.take();
+    let orphan = new_session(&rival, now() + 3600);
+    let mut refused = creation(&rival);
+    refused.session = Some(orphan.clone());
+    assert!(matches!(
+        store.apply(&refused).await.unwrap(),
+        Err(ChangeRejected::Taken(_))
+    ));
+    assert!(store.session(&orphan.id).await.unwrap().is_none());
+    assert!(store.user(&rival.id).await.unwrap().is_none());
+}
+
+async fn sudo_marks_its_session_authenticated_and_needs_a_live_session(store: &dyn Store) {
+    let user = new_user();
+    let mut session = new_session(&user, now() + 3600);
+    session.authenticated_at = now() - 1000;
+    store.create_session(&session).await.unwrap();
+    let sudo = |session: &Session| SudoToken {
+        hash: new_hash(),
+        user_id: user.id.clone(),
+        session_id: session.id.clone(),
+        expires_at: now() + 300,
+    };
+    let t = now();
+    let granted = sudo(&session);
+    assert!(store.grant_sudo(&granted, t).await.unwrap());
+    assert_eq!(
+        store
+            .session(&session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .authenticated_at,
+        t
+    );
+    assert!(store.sudo_token(&granted.hash).await.unwrap().is_some());
+
+    // A revoked session gets no sudo token, and stays as it was.
+    store.revoke_session(&session.id).await.unwrap();
+    let refused = sudo(&session);
+    assert!(!store.grant_sudo(&refused, t + 5).await.unwrap());
+    assert!(store.sudo_token(&refused.hash).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .session(&session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .authenticated_at,
+        t
+    );
+    // Nor does a session that never existed.
+    let unknown = new_session(&user, now() + 3600);
+    let refused = sudo(&unknown);
+    assert!(!store.grant_sudo(&refused, t).await.unwrap());
+    assert!(store.sudo_token(&refused.hash).await.unwrap().is_none());
+}
+
+async fn a_counted_event_given_back_frees_its_place_in_that_window_only(store: &dyn Store) {
+    let key = format!("give-back#{}", SessionId::generate().as_str());
+    let window = 3600;
+    let t = now() - now().rem_euclid(window) + 10;
+    assert_eq!(store.count_event(&key, 2, window, t).await.unwrap(), Ok(1));
+    assert_eq!(store.count_event(&key, 2, window, t).await.unwrap(), Ok(2));
+    assert!(store
+        .count_event(&key, 2, window, t)
+        .await
+        .unwrap()
+        .is_err());
+    store.uncount_event(&key, window, t).await.unwrap();
+    assert_eq!(
+        store.count_event(&key, 2, window, t + 1).await.unwrap(),
+        Ok(2)
+    );
+    // Giving back in another window touches nothing of this one; nor goes below zero there.
+    store.uncount_event(&key, window, t + window).await.unwrap();
+    assert!(store
+        .count_event(&key, 2, window, t)
+        .await
+        .unwrap()
+        .is_err());
+    assert_eq!(
+        store
+            .count_event(&key, 2, window, t + window)
+            .await
+            .unwrap(),
+        Ok(1)
+    );
+}
+
 async fn rotating_with_a_wrong_refresh_token_changes_nothing(store: &dyn Store) {
     let session = new_session(&new_user(), now() + 3600);
     store.create_session(&session).await.unwrap();
     assert!(!store
-        .rotate_refresh_token(&session.id, &new_hash(), &new_hash(), now() + 7200, now())
+        .rotate_refresh_token(
+            &session.id,
+            &new_hash(),
+            &new_hash(),
+            1,
+            now() + 7200,
+            now()
+        )
         .await
         .unwrap());
     let stored = store.session(&session.id).await.unwrap().unwrap();
@@ -903,6 +1064,7 @@ async fn revoked_expired_and_unknown_sessions_do_not_rotate(store: &dyn Store) {
             &revoked.id,
             &revoked.refresh_hash,
             &new_hash(),
+            1,
             now() + 60,
             now()
         )
@@ -913,7 +1075,14 @@ async fn revoked_expired_and_unknown_sessions_do_not_rotate(store: &dyn Store) {
     let expired = new_session(&user, t);
     store.create_session(&expired).await.unwrap();
     assert!(!store
-        .rotate_refresh_token(&expired.id, &expired.refresh_hash, &new_hash(), t + 60, t)
+        .rotate_refresh_token(
+            &expired.id,
+            &expired.refresh_hash,
+            &new_hash(),
+            1,
+            t + 60,
+            t
+        )
         .await
         .unwrap());
     // Read back as stored, expired or not.
@@ -923,7 +1092,7 @@ async fn revoked_expired_and_unknown_sessions_do_not_rotate(store: &dyn Store) {
 
     let unknown = SessionId::generate();
     assert!(!store
-        .rotate_refresh_token(&unknown, &new_hash(), &new_hash(), t + 60, t)
+        .rotate_refresh_token(&unknown, &new_hash(), &new_hash(), 1, t + 60, t)
         .await
         .unwrap());
     store.revoke_session(&unknown).await.unwrap();
@@ -1175,6 +1344,17 @@ async fn a_verification_token_exchanges_for_sudo_once_and_only_for_its_address(s
         .exchange_for_sudo(&new_hash(), &address, t, &late)
         .await
         .unwrap());
+    // The session the sudo token is for must be alive: a revoked one gets nothing, and the
+    // verification token stays unspent.
+    let fresh = verification_token_for(store, &address, now() + 300, false).await;
+    store.revoke_session(&session.id).await.unwrap();
+    let revoked = sudo(now() + 300);
+    assert!(!store
+        .exchange_for_sudo(&fresh, &address, now(), &revoked)
+        .await
+        .unwrap());
+    assert!(store.sudo_token(&revoked.hash).await.unwrap().is_none());
+    assert!(!token_used(store, &fresh).await);
 }
 
 async fn tokens_read_back_as_stored_even_when_expired(store: &dyn Store) {
@@ -1197,13 +1377,16 @@ async fn tokens_read_back_as_stored_even_when_expired(store: &dyn Store) {
     assert_eq!(stored.expires_at, t - 1);
     assert!(!stored.used);
 
+    let holder = new_user();
+    let session = new_session(&holder, t + 3600);
+    store.create_session(&session).await.unwrap();
     let sudo = SudoToken {
         hash: new_hash(),
-        user_id: UserId::generate(),
-        session_id: SessionId::generate(),
+        user_id: holder.id.clone(),
+        session_id: session.id.clone(),
         expires_at: t - 1,
     };
-    store.put_sudo_token(&sudo).await.unwrap();
+    assert!(store.grant_sudo(&sudo, now()).await.unwrap());
     let stored = store.sudo_token(&sudo.hash).await.unwrap().unwrap();
     assert_eq!(
         (
@@ -1475,6 +1658,7 @@ async fn the_directory_lists_every_account_with_its_live_sessions_only<S: Store 
             &rotated.id,
             &rotated.refresh_hash,
             &new_hash(),
+            1,
             rotated_at + 3600,
             rotated_at
         )

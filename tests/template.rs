@@ -45,6 +45,10 @@ enum StoreCall {
     AcquireCooldown,
     /// `count_event`: conditional UpdateItem.
     CountEvent,
+    /// `uncount_event`: conditional UpdateItem.
+    UncountEvent,
+    /// `release_cooldown`: conditional DeleteItem.
+    ReleaseCooldown,
     /// `put_verification`: PutItem.
     PutVerification,
     /// `verification`: GetItem.
@@ -55,8 +59,8 @@ enum StoreCall {
     RedeemVerification,
     /// `verification_token`: GetItem.
     VerificationToken,
-    /// `put_sudo_token`: PutItem.
-    PutSudoToken,
+    /// `grant_sudo`: transaction of a Put and an Update (GetItem to settle).
+    GrantSudo,
     /// `exchange_for_sudo`: transaction of an Update and a Put (GetItem to settle).
     ExchangeForSudo,
     /// `put_provider_token`: PutItem.
@@ -77,7 +81,7 @@ impl StoreCall {
             User | Login | Session | Verification | VerificationToken | ProviderToken => {
                 &["dynamodb:GetItem"]
             }
-            ApplyCreate | ApplyAddAndSpend | RedeemVerification | ExchangeForSudo => &[
+            ApplyCreate | ApplyAddAndSpend | RedeemVerification | ExchangeForSudo | GrantSudo => &[
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
                 "dynamodb:GetItem",
@@ -100,26 +104,34 @@ impl StoreCall {
                 "dynamodb:DeleteItem",
                 "dynamodb:GetItem",
             ],
-            CreateSession | PutVerification | PutSudoToken | PutProviderToken => {
-                &["dynamodb:PutItem"]
-            }
+            CreateSession | PutVerification | PutProviderToken => &["dynamodb:PutItem"],
             SessionAndUser => &["dynamodb:BatchGetItem"],
             RotateRefreshToken | RevokeSession => &["dynamodb:UpdateItem", "dynamodb:GetItem"],
-            CountEvent | RecordWrongCode => &["dynamodb:UpdateItem"],
+            CountEvent | UncountEvent | RecordWrongCode => &["dynamodb:UpdateItem"],
+            ReleaseCooldown => &["dynamodb:DeleteItem"],
             AcquireCooldown => &["dynamodb:PutItem", "dynamodb:GetItem"],
         }
     }
 }
 
 /// The store calls each operation can make (shared/src/ops): the signed-in caller is one
-/// `SessionAndUser`; a password check takes the delay lock (`AcquireCooldown`) and counts
-/// failures (`CountEvent`); a limit per client address is a `CountEvent`. A new operation
-/// does not compile until it is listed here.
+/// `SessionAndUser`; a password check counts the attempt (`CountEvent`) and may take the
+/// delay lock (`AcquireCooldown`), and gives both back when the password was right
+/// (`UncountEvent`, `ReleaseCooldown`); a limit per client address is a `CountEvent`; an SMS
+/// notice counts against the deployment's SMS budget (`CountEvent`). A new operation does not
+/// compile until it is listed here.
 fn store_calls(operation: Operation) -> &'static [StoreCall] {
     use StoreCall::*;
     match operation {
-        Operation::SignUp => &[ProviderToken, ApplyCreate, CreateSession],
-        Operation::SignIn => &[AcquireCooldown, Login, CountEvent, CreateSession],
+        Operation::SignUp => &[CountEvent, ProviderToken, ApplyCreate],
+        Operation::SignIn => &[
+            AcquireCooldown,
+            Login,
+            CountEvent,
+            UncountEvent,
+            ReleaseCooldown,
+            CreateSession,
+        ],
         Operation::RefreshToken => &[Session, RotateRefreshToken, RevokeSession],
         Operation::Revoke => &[Session, RevokeSession],
         Operation::SignOut => &[SessionAndUser, Session, RevokeSession],
@@ -128,14 +140,18 @@ fn store_calls(operation: Operation) -> &'static [StoreCall] {
             SessionAndUser,
             AcquireCooldown,
             CountEvent,
-            PutSudoToken,
+            UncountEvent,
+            ReleaseCooldown,
+            GrantSudo,
             VerificationToken,
             ExchangeForSudo,
         ],
         Operation::SendVerification => &[
             SessionAndUser,
             CountEvent,
+            UncountEvent,
             AcquireCooldown,
+            ReleaseCooldown,
             Login,
             PutVerification,
         ],
@@ -145,12 +161,23 @@ fn store_calls(operation: Operation) -> &'static [StoreCall] {
             RecordWrongCode,
             RedeemVerification,
         ],
-        Operation::BindContact => &[SessionAndUser, ApplyReplaceWithSudoAndSpend, User],
+        Operation::BindContact => &[
+            SessionAndUser,
+            ApplyReplaceWithSudoAndSpend,
+            User,
+            CountEvent,
+        ],
         Operation::GrantProviderToken => &[CountEvent, PutProviderToken],
-        Operation::BindProvider => &[SessionAndUser, ProviderToken, ApplyAddAndSpend, User],
+        Operation::BindProvider => &[
+            SessionAndUser,
+            ProviderToken,
+            ApplyAddAndSpend,
+            User,
+            CountEvent,
+        ],
         Operation::SignInWithProvider => &[ProviderToken, Login, ExchangeForSession],
         Operation::ListProviders => &[SessionAndUser],
-        Operation::UnbindProvider => &[SessionAndUser, ApplyRelease, User],
+        Operation::UnbindProvider => &[SessionAndUser, ApplyRelease, User, CountEvent],
     }
 }
 

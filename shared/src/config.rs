@@ -77,6 +77,13 @@ pub struct Settings {
     pub password_max_delay_secs: i64,
     pub verify_attempts_per_ip_per_hour: u32,
     pub provider_grants_per_ip_per_hour: u32,
+    pub signin_failures_per_ip_per_hour: u32,
+    pub signups_per_ip_per_hour: u32,
+    pub refresh_reuse_grace_secs: i64,
+    pub session_max_lifetime_secs: i64,
+    pub recent_auth_secs: i64,
+    pub sms_allowed_country_codes: SmsCountries,
+    pub sms_sends_per_hour: u32,
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
     pub provider_token_ttl_secs: i64,
@@ -87,6 +94,42 @@ pub struct Settings {
     pub wx_open: Option<WxOpenSettings>,
     pub wechat_api_base: String,
     pub wechat_timeout_ms: u64,
+}
+
+/// The countries an SMS may go to, by calling code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SmsCountries {
+    All,
+    Only(Vec<String>),
+}
+
+impl SmsCountries {
+    fn parse(raw: &str) -> Result<Self, ConfigError> {
+        if raw.trim() == "*" {
+            return Ok(SmsCountries::All);
+        }
+        let codes: Vec<String> = raw
+            .split(',')
+            .map(|code| code.trim().trim_start_matches('+').to_string())
+            .filter(|code| !code.is_empty())
+            .collect();
+        let valid = |code: &String| {
+            code.len() <= 3 && !code.starts_with('0') && code.bytes().all(|b| b.is_ascii_digit())
+        };
+        if codes.is_empty() || !codes.iter().all(valid) {
+            return Err(ConfigError(format!(
+                "AUTH_SMS_ALLOWED_COUNTRY_CODES must be `*` or comma-separated country calling codes such as `86,852`, not `{raw}`"
+            )));
+        }
+        Ok(SmsCountries::Only(codes))
+    }
+
+    pub fn allows(&self, country_code: &str) -> bool {
+        match self {
+            SmsCountries::All => true,
+            SmsCountries::Only(codes) => codes.iter().any(|code| code == country_code),
+        }
+    }
 }
 
 /// A configuration problem, said as a sentence for whoever starts the service.
@@ -196,6 +239,18 @@ impl Settings {
                 .number("AUTH_VERIFY_ATTEMPTS_PER_IP_PER_HOUR", 100)?,
             provider_grants_per_ip_per_hour: env
                 .number("AUTH_PROVIDER_GRANTS_PER_IP_PER_HOUR", 60)?,
+            signin_failures_per_ip_per_hour: env
+                .number("AUTH_SIGNIN_FAILURES_PER_IP_PER_HOUR", 100)?,
+            signups_per_ip_per_hour: env.number("AUTH_SIGNUPS_PER_IP_PER_HOUR", 30)?,
+            refresh_reuse_grace_secs: env.number("AUTH_REFRESH_REUSE_GRACE_SECS", 10)?,
+            session_max_lifetime_secs: env
+                .positive("AUTH_SESSION_MAX_LIFETIME_SECS", 90 * 24 * 3600)?,
+            recent_auth_secs: env.positive("AUTH_RECENT_AUTH_SECS", 600)?,
+            sms_allowed_country_codes: SmsCountries::parse(
+                &env.text("AUTH_SMS_ALLOWED_COUNTRY_CODES")
+                    .unwrap_or("86".into()),
+            )?,
+            sms_sends_per_hour: env.number("AUTH_SMS_SENDS_PER_HOUR", 500)?,
             access_token_ttl_secs: env.positive("AUTH_ACCESS_TOKEN_TTL_SECS", 7200)?,
             refresh_token_ttl_secs: env.positive("AUTH_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?,
             provider_token_ttl_secs: env.positive("AUTH_PROVIDER_TOKEN_TTL_SECS", 3600)?,
@@ -329,6 +384,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.0.contains("not both"), "{err}");
+    }
+
+    #[test]
+    fn sms_countries_are_a_list_of_calling_codes_or_every_country() {
+        let only = |raw| {
+            Settings::from_vars(
+                Runtime::Local,
+                &vars(&[("AUTH_SMS_ALLOWED_COUNTRY_CODES", raw)]),
+            )
+            .map(|s| s.sms_allowed_country_codes)
+        };
+        let listed = only("86, +852").unwrap();
+        assert!(listed.allows("86") && listed.allows("852") && !listed.allows("1"));
+        assert!(only("*").unwrap().allows("1"));
+        for bad in ["", "086", "abc", "86;1", "1234"] {
+            let err = only(bad);
+            assert!(
+                bad.is_empty() || err.is_err(),
+                "{bad:?} was accepted: {err:?}"
+            );
+        }
+        let defaults = Settings::from_vars(Runtime::Local, &vars(&[])).unwrap();
+        assert!(defaults.sms_allowed_country_codes.allows("86"));
+        assert!(!defaults.sms_allowed_country_codes.allows("44"));
     }
 
     #[test]

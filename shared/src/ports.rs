@@ -35,13 +35,15 @@ pub enum Spend {
 
 /// One atomic change of an account: the user item moves from `before` to `after` (created when
 /// `before` is `None`), login keys the account gains are reserved, keys it loses are released,
-/// the sudo token is checked and the token is spent. All of it happens, or none of it.
+/// the sudo token is checked, the token is spent and the session (of a sign-up) is stored. All
+/// of it happens, or none of it.
 #[derive(Clone, Debug)]
 pub struct AccountChange {
     pub before: Option<User>,
     pub after: User,
     pub sudo: Option<SudoCheck>,
     pub spend: Option<Spend>,
+    pub session: Option<Session>,
     pub now: UnixTime,
 }
 
@@ -91,12 +93,15 @@ pub trait Store: Send + Sync {
         session: &SessionId,
         user: &UserId,
     ) -> Result<(Option<Session>, Option<User>), DependencyError>;
-    /// Replaces the refresh token when `current` is still the session's live one.
+    /// Replaces the refresh token when `current` is still the session's live one, making it
+    /// the session's `generation`-th. A session that already holds `next` counts as rotated:
+    /// `next` derives from `current`, so a concurrent rotation of the same token agrees.
     async fn rotate_refresh_token(
         &self,
         id: &SessionId,
         current: &SecretHash,
         next: &SecretHash,
+        generation: u32,
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<bool, DependencyError>;
@@ -120,6 +125,14 @@ pub trait Store: Send + Sync {
         window_secs: i64,
         now: UnixTime,
     ) -> Result<CountDecision, DependencyError>;
+    /// Takes back one event `count_event` counted at `counted_at`, in the same window: what it
+    /// was counted for turned out not to count (a right password).
+    async fn uncount_event(
+        &self,
+        key: &str,
+        window_secs: i64,
+        counted_at: UnixTime,
+    ) -> Result<(), DependencyError>;
 
     async fn put_verification(&self, verification: &Verification) -> Result<(), DependencyError>;
     async fn verification(
@@ -147,8 +160,11 @@ pub trait Store: Send + Sync {
         hash: &SecretHash,
     ) -> Result<Option<VerificationToken>, DependencyError>;
 
-    async fn put_sudo_token(&self, token: &SudoToken) -> Result<(), DependencyError>;
-    /// Spends a live verification token for exactly `address` and stores the sudo token.
+    /// Stores a sudo token and marks its session as authenticated at `now`, atomically; false
+    /// (nothing written) when the session is gone or revoked.
+    async fn grant_sudo(&self, token: &SudoToken, now: UnixTime) -> Result<bool, DependencyError>;
+    /// Spends a live verification token for exactly `address`, stores the sudo token and marks
+    /// its session as authenticated at `now`, atomically.
     async fn exchange_for_sudo(
         &self,
         verification_token: &SecretHash,

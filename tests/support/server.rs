@@ -256,37 +256,37 @@ impl Server {
     }
 
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.expect("the server answers");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.expect("a body");
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            panic!(
-                "status {status}: body is not JSON: {:?}",
-                String::from_utf8_lossy(&bytes)
-            )
-        });
-        Reply {
-            status,
-            body,
-            headers,
-        }
+        read_reply(request).await
     }
 
     /// A POST from another loopback address (all of 127.0.0.0/8 is this machine), as a
     /// different client would send it.
     pub async fn post_from(&self, source: std::net::IpAddr, path: &str, body: Value) -> Reply {
-        let client = reqwest::Client::builder()
-            .local_address(source)
-            .timeout(Duration::from_secs(30))
+        Self::post_to(&self.origin, Some(source), None, path, body).await
+    }
+
+    /// A POST to the server at `origin` by a client of its own (from `source`, when given), so
+    /// that a request owns everything it needs and can be spawned: for simultaneous bursts.
+    pub async fn post_to(
+        origin: &str,
+        source: Option<std::net::IpAddr>,
+        bearer: Option<&str>,
+        path: &str,
+        body: Value,
+    ) -> Reply {
+        let mut client = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if let Some(source) = source {
+            client = client.local_address(source);
+        }
+        let mut request = client
             .build()
-            .expect("HTTP client");
-        self.send(
-            client
-                .post(format!("{}{path}", self.origin))
-                .body(body.to_string()),
-        )
-        .await
+            .expect("HTTP client")
+            .post(format!("{origin}{path}"))
+            .body(body.to_string());
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        read_reply(request).await
     }
 
     pub fn raw(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -367,8 +367,27 @@ impl Server {
         }
     }
 
-    /// Bodies of the messages SES and SNS accepted for `to` (AWS backend), oldest first.
+    /// Bodies of the messages sent to `to` (in the outbox, or accepted by SES and SNS),
+    /// oldest first.
     pub async fn messages_to(&self, to: &str) -> Vec<String> {
+        if self.outbox {
+            let outbox: Value = self
+                .http
+                .get(format!("{}/_dev/outbox", self.origin))
+                .send()
+                .await
+                .expect("outbox answers")
+                .json()
+                .await
+                .expect("outbox is JSON");
+            return outbox
+                .as_array()
+                .expect("outbox is a list")
+                .iter()
+                .filter(|m| m["to"] == to)
+                .filter_map(|m| m["body"].as_str().map(str::to_string))
+                .collect();
+        }
         match &self.recorder {
             Some(recorder) => recorder.messages_to(to),
             None => crate::aws::messages_to(to).await,
@@ -405,4 +424,22 @@ pub fn e164(phone: &str) -> String {
         .chars()
         .filter(|c| *c == '+' || c.is_ascii_digit())
         .collect()
+}
+
+async fn read_reply(request: reqwest::RequestBuilder) -> Reply {
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("a body");
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        panic!(
+            "status {status}: body is not JSON: {:?}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    Reply {
+        status,
+        body,
+        headers,
+    }
 }

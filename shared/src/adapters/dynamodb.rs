@@ -11,7 +11,7 @@
 //! |-----------------------------------|-----------------------------------------------------------------|
 //! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `created_at`, `updated_at`, `version` |
 //! | `LOGIN#<LoginKey::storage_key()>` | `user_id`, `password_hash`?: reserves a username, email, phone or provider identity for one account; the account's password hash is repeated here (same transaction) so that sign-in is one read |
-//! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`, `created_at`, `refreshed_at` |
+//! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`, `created_at`, `refreshed_at`, `generation`, `authenticated_at` |
 //! | `VERIF#<verification id>`         | `address_kind`, `address`, `code_hash` (hex), `attempts`, `used`, `expires_at` |
 //! | `VTOKEN#<hash hex>`               | `address_kind`, `address`, `used`, `expires_at` (verification token) |
 //! | `SUDO#<hash hex>`                 | `user_id`, `session_id`, `expires_at`                           |
@@ -37,11 +37,14 @@
 //!   token and an `Update` spending the verification or provider token. Cancellation reasons
 //!   are mapped back by item index to `ChangeRejected` with the embedded store's precedence:
 //!   `Stale`, then `Sudo`, then `Token`, then `Taken`.
+//!   A sign-up's session is a plain `Put` in the same transaction.
 //! * `redeem_verification`, `exchange_for_sudo` and `exchange_for_session` are one transaction
 //!   each: spend, and store the token or session the spend earns (for a session, with a
-//!   `ConditionCheck` that the provider identity still names its account).
-//! * `rotate_refresh_token`, `record_wrong_code`, `count_event` and `acquire_cooldown` are one
-//!   conditional write each.
+//!   `ConditionCheck` that the provider identity still names its account; for sudo, with an
+//!   `Update` marking the session authenticated, conditional on it being alive). `grant_sudo`
+//!   is the sudo token's `Put` and that `Update`.
+//! * `rotate_refresh_token`, `record_wrong_code`, `count_event`, `uncount_event` and
+//!   `acquire_cooldown` are one conditional write each.
 //!
 //! Transactions cancelled only by conflicts with concurrent transactions or throttling are
 //! retried a few times; condition failures are answers, never retried.
@@ -291,6 +294,8 @@ fn session_item(session: &Session) -> Item {
     item.insert(TTL_ATTRIBUTE.into(), n(session.expires_at));
     item.insert("created_at".into(), n(session.created_at));
     item.insert("refreshed_at".into(), n(session.refreshed_at));
+    item.insert("generation".into(), n(session.generation));
+    item.insert("authenticated_at".into(), n(session.authenticated_at));
     item
 }
 
@@ -494,6 +499,8 @@ fn session_from(item: &Item) -> Result<Session, DependencyError> {
         // Sessions stored before these attributes existed read as of unknown age (0).
         created_at,
         refreshed_at: record.opt_number("refreshed_at")?.unwrap_or(created_at),
+        generation: record.opt_number("generation")?.unwrap_or(0),
+        authenticated_at: record.opt_number("authenticated_at")?.unwrap_or(created_at),
     })
 }
 
@@ -554,6 +561,7 @@ enum Part {
     Release,
     Sudo,
     Spend,
+    Session,
 }
 
 impl DynamoStore {
@@ -965,6 +973,29 @@ impl DynamoStore {
         }
     }
 
+    /// Marks the sudo token's session as authenticated at `now`, provided it is alive.
+    fn authenticated_part(
+        &self,
+        sudo: &SudoToken,
+        now: UnixTime,
+    ) -> Result<TransactWriteItem, DependencyError> {
+        self.update_part(
+            session_pk(&sudo.session_id),
+            "SET #authenticated_at = :now",
+            "#user_id = :uid AND #revoked = :false",
+            &[
+                ("#authenticated_at", "authenticated_at"),
+                ("#user_id", "user_id"),
+                ("#revoked", "revoked"),
+            ],
+            vec![
+                (":now", n(now)),
+                (":uid", s(sudo.user_id.as_str())),
+                (":false", b(false)),
+            ],
+        )
+    }
+
     fn apply_parts(
         &self,
         change: &AccountChange,
@@ -1062,6 +1093,9 @@ impl DynamoStore {
 
         if let Some(spend) = &change.spend {
             parts.push((Part::Spend, self.spend_part(spend, change.now)?));
+        }
+        if let Some(session) = &change.session {
+            parts.push((Part::Session, self.plain_put_part(session_item(session))?));
         }
         Ok(parts)
     }
@@ -1253,6 +1287,7 @@ impl Store for DynamoStore {
         id: &SessionId,
         current: &SecretHash,
         next: &SecretHash,
+        generation: u32,
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<bool, DependencyError> {
@@ -1262,19 +1297,22 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key_of(session_pk(id))))
             .update_expression(
-                "SET #refresh_hash = :next, #expires_at = :expires_at, #refreshed_at = :now",
+                "SET #refresh_hash = :next, #expires_at = :expires_at, #refreshed_at = :now, #generation = :generation",
             )
-            // `:next` too: a retry of this call after its first attempt took effect (only
-            // this call knows `next`) must succeed, not look like a retired token.
+            // `:next` too: a retry of this call after its first attempt took effect, or a
+            // concurrent rotation of the same token (which derives the same `next`), must
+            // succeed, not look like a retired token.
             .condition_expression(
                 "#refresh_hash IN (:current, :next) AND #revoked = :false AND #expires_at > :now",
             )
             .expression_attribute_names("#refresh_hash", "refresh_hash")
             .expression_attribute_names("#refreshed_at", "refreshed_at")
+            .expression_attribute_names("#generation", "generation")
             .expression_attribute_names("#revoked", "revoked")
             .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
             .expression_attribute_values(":next", s(next.to_hex()))
             .expression_attribute_values(":expires_at", n(expires_at))
+            .expression_attribute_values(":generation", n(generation))
             .expression_attribute_values(":current", s(current.to_hex()))
             .expression_attribute_values(":false", b(false))
             .expression_attribute_values(":now", n(now))
@@ -1472,6 +1510,33 @@ impl Store for DynamoStore {
         }
     }
 
+    async fn uncount_event(
+        &self,
+        key: &str,
+        window_secs: i64,
+        counted_at: UnixTime,
+    ) -> Result<(), DependencyError> {
+        let window_start = counted_at - counted_at.rem_euclid(window_secs.max(1));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(counter_pk(key, window_start))))
+            .update_expression("ADD #count :minus_one")
+            .condition_expression("#count > :zero")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":minus_one", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Nothing left to take back in that window (or the window is gone).
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(sdk_error("UpdateItem uncount event", &err)),
+        }
+    }
+
     async fn put_verification(&self, verification: &Verification) -> Result<(), DependencyError> {
         self.put("PutItem verification", verification_item(verification))
             .await
@@ -1563,8 +1628,14 @@ impl Store for DynamoStore {
             .transpose()
     }
 
-    async fn put_sudo_token(&self, token: &SudoToken) -> Result<(), DependencyError> {
-        self.put("PutItem sudo token", sudo_item(token)).await
+    async fn grant_sudo(&self, token: &SudoToken, now: UnixTime) -> Result<bool, DependencyError> {
+        let items = vec![
+            self.plain_put_part(sudo_item(token))?,
+            self.authenticated_part(token, now)?,
+        ];
+        let outcome = self.transact("TransactWriteItems grant sudo", items).await;
+        self.settle_spend("grant sudo", outcome, sudo_pk(&token.hash))
+            .await
     }
 
     async fn exchange_for_sudo(
@@ -1581,6 +1652,7 @@ impl Store for DynamoStore {
         let items = vec![
             self.spend_part(&spend, now)?,
             self.plain_put_part(sudo_item(sudo))?,
+            self.authenticated_part(sudo, now)?,
         ];
         let outcome = self
             .transact("TransactWriteItems exchange for sudo", items)

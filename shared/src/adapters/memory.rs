@@ -61,6 +61,17 @@ fn spend_is_valid(state: &State, spend: &Spend, now: UnixTime) -> bool {
     }
 }
 
+/// Marks the sudo token's session as authenticated at `now`; false when it is gone or revoked.
+fn mark_authenticated(state: &mut State, sudo: &SudoToken, now: UnixTime) -> bool {
+    match state.sessions.get_mut(&sudo.session_id) {
+        Some(session) if !session.revoked && session.user_id == sudo.user_id => {
+            session.authenticated_at = now;
+            true
+        }
+        _ => false,
+    }
+}
+
 #[async_trait]
 impl Directory for MemoryStore {
     async fn accounts(&self, now: UnixTime) -> Result<Vec<AccountListing>, DependencyError> {
@@ -148,6 +159,9 @@ impl Store for MemoryStore {
             None => {}
         }
         state.users.insert(user_id.clone(), change.after.clone());
+        if let Some(session) = &change.session {
+            state.sessions.insert(session.id.clone(), session.clone());
+        }
         Ok(Ok(()))
     }
 
@@ -179,6 +193,7 @@ impl Store for MemoryStore {
         id: &SessionId,
         current: &SecretHash,
         next: &SecretHash,
+        generation: u32,
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<bool, DependencyError> {
@@ -186,10 +201,17 @@ impl Store for MemoryStore {
         let Some(session) = state.sessions.get_mut(id) else {
             return Ok(false);
         };
-        if session.revoked || session.expires_at <= now || !session.refresh_hash.matches(current) {
+        if session.revoked || session.expires_at <= now {
+            return Ok(false);
+        }
+        if session.refresh_hash.matches(next) {
+            return Ok(true);
+        }
+        if !session.refresh_hash.matches(current) {
             return Ok(false);
         }
         session.refresh_hash = next.clone();
+        session.generation = generation;
         session.expires_at = expires_at;
         session.refreshed_at = now;
         Ok(true)
@@ -249,6 +271,21 @@ impl Store for MemoryStore {
         Ok(Ok(entry.1))
     }
 
+    async fn uncount_event(
+        &self,
+        key: &str,
+        window_secs: i64,
+        counted_at: UnixTime,
+    ) -> Result<(), DependencyError> {
+        let window_start = counted_at - counted_at.rem_euclid(window_secs);
+        if let Some(entry) = self.state().counters.get_mut(key) {
+            if entry.0 == window_start {
+                entry.1 = entry.1.saturating_sub(1);
+            }
+        }
+        Ok(())
+    }
+
     async fn put_verification(&self, verification: &Verification) -> Result<(), DependencyError> {
         self.state()
             .verifications
@@ -305,11 +342,13 @@ impl Store for MemoryStore {
         Ok(self.state().verification_tokens.get(hash).cloned())
     }
 
-    async fn put_sudo_token(&self, token: &SudoToken) -> Result<(), DependencyError> {
-        self.state()
-            .sudo_tokens
-            .insert(token.hash.clone(), token.clone());
-        Ok(())
+    async fn grant_sudo(&self, token: &SudoToken, now: UnixTime) -> Result<bool, DependencyError> {
+        let mut state = self.state();
+        if !mark_authenticated(&mut state, token, now) {
+            return Ok(false);
+        }
+        state.sudo_tokens.insert(token.hash.clone(), token.clone());
+        Ok(true)
     }
 
     async fn exchange_for_sudo(
@@ -326,7 +365,12 @@ impl Store for MemoryStore {
         if token.used || token.expires_at <= now || &token.address != address {
             return Ok(false);
         }
-        token.used = true;
+        if !mark_authenticated(&mut state, sudo, now) {
+            return Ok(false);
+        }
+        if let Some(token) = state.verification_tokens.get_mut(verification_token) {
+            token.used = true;
+        }
         state.sudo_tokens.insert(sudo.hash.clone(), sudo.clone());
         Ok(true)
     }

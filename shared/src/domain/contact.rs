@@ -139,6 +139,11 @@ impl PhoneNumber {
             .unwrap_or(3)
     }
 
+    /// The country calling code, without `+`: `86`.
+    pub fn country_code(&self) -> &str {
+        &self.country_code
+    }
+
     /// `+8613800000000`: the stored and compared form.
     pub fn e164(&self) -> String {
         format!("+{}{}", self.country_code, self.national)

@@ -280,6 +280,10 @@ pub struct Session {
     pub created_at: UnixTime,
     /// When the refresh token last rotated (`created_at` until then).
     pub refreshed_at: UnixTime,
+    /// Rotations so far: how far back a retired refresh token of this session can be.
+    pub generation: u32,
+    /// When the user last proved who they are here: the sign-in, or a later sudo.
+    pub authenticated_at: UnixTime,
 }
 
 /// A code sent to an address, waiting to be verified.

@@ -168,6 +168,12 @@ impl SecretHasher {
     pub fn token(&self, purpose: &str, token: &SecretToken) -> SecretHash {
         self.hash(purpose, token.expose())
     }
+
+    /// A new token that only the holder of this key can compute from `token`: the same
+    /// `token` always derives the same one.
+    pub fn derive(&self, purpose: &str, token: &SecretToken) -> SecretToken {
+        SecretToken(URL_SAFE_NO_PAD.encode(self.token(purpose, token).0))
+    }
 }
 
 impl fmt::Debug for SecretHasher {

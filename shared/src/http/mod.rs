@@ -270,7 +270,7 @@ async fn dispatch(
                 name: b.name.as_deref().map(DisplayName::parse).transpose()?,
             };
             json(CredentialsAnswer::from(
-                accounts::sign_up(app, request).await?,
+                accounts::sign_up(app, request, ctx.client_ip).await?,
             ))
         }
         Operation::SignIn => {
@@ -279,7 +279,7 @@ async fn dispatch(
                 .map_err(|_| AuthError::InvalidUsernameOrPassword)?;
             let password = Password::parse(&required(b.password, "password")?)?;
             json(CredentialsAnswer::from(
-                accounts::sign_in(app, login, password).await?,
+                accounts::sign_in(app, login, password, ctx.client_ip).await?,
             ))
         }
         Operation::RefreshToken => {

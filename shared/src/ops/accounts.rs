@@ -7,10 +7,15 @@ use crate::domain::{
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountChange, ChangeRejected, Spend};
 
+use std::net::IpAddr;
+
 use super::{
-    credentials, purpose, start_session, App, Credentials, PasswordThrottle, Principal,
-    RefreshToken,
+    credentials, new_session, purpose, start_session, App, ClientCount, Credentials,
+    PasswordThrottle, Principal, RefreshToken,
 };
+
+/// How many rotations back a retired refresh token is still recognised as this session's.
+const RECOGNISED_GENERATIONS: u32 = 2_000;
 
 /// How a new account names itself.
 #[derive(Debug)]
@@ -67,11 +72,17 @@ pub(crate) fn check_password_policy(app: &App, password: &Password) -> AuthResul
     Ok(())
 }
 
-pub async fn sign_up(app: &App, request: SignUp) -> AuthResult<Credentials> {
+pub async fn sign_up(
+    app: &App,
+    request: SignUp,
+    client_ip: Option<IpAddr>,
+) -> AuthResult<Credentials> {
     let now = app.clock.now();
     if let Some(password) = &request.password {
         check_password_policy(app, password)?;
     }
+    let per_client = app.settings.signups_per_ip_per_hour;
+    ClientCount::take(app, "signup-ip", client_ip, per_client, now).await?;
     let mut user = User {
         id: UserId::generate(),
         username: None,
@@ -124,16 +135,17 @@ pub async fn sign_up(app: &App, request: SignUp) -> AuthResult<Credentials> {
     if let Some(password) = request.password {
         user.password_hash = Some(app.passwords.hash(password).await?);
     }
+    // The account and its first session are written together, or neither is.
+    let (session, secret) = new_session(app, &user.id, now);
+    let session_id = session.id.clone();
     let change = AccountChange {
         before: None,
         after: user,
         sudo: None,
         spend,
+        session: Some(session),
         now,
     };
-    // The session first: should creating the account then fail, what stays behind is a
-    // session whose token nobody holds, not an account its creator was never let into.
-    let credentials = start_session(app, &change.after.id).await?;
     match app.store.apply(&change).await? {
         Ok(()) => {}
         Err(ChangeRejected::Taken(key)) => return Err(taken(&key)),
@@ -149,7 +161,7 @@ pub async fn sign_up(app: &App, request: SignUp) -> AuthResult<Credentials> {
         }
     }
     tracing::info!(user = change.after.id.as_str(), "account created");
-    Ok(credentials)
+    credentials(app, &change.after.id, session_id, secret, now)
 }
 
 pub(crate) fn taken(key: &LoginKey) -> AuthError {
@@ -161,57 +173,129 @@ pub(crate) fn taken(key: &LoginKey) -> AuthError {
     })
 }
 
-pub async fn sign_in(app: &App, login: LoginName, password: Password) -> AuthResult<Credentials> {
+pub async fn sign_in(
+    app: &App,
+    login: LoginName,
+    password: Password,
+    client_ip: Option<IpAddr>,
+) -> AuthResult<Credentials> {
     let now = app.clock.now();
-    // Throttled per login name whether or not an account has it, so the limit reveals nothing.
+    // Throttled per login name whether or not an account has it, so the limit reveals nothing;
+    // and per client, whatever the names. Both count the attempt before the password is
+    // checked, and give it back when it was right.
     let throttle = PasswordThrottle::new(app, &login.0.storage_key());
-    let (allowed, holder) = tokio::join!(throttle.check(app, now), app.store.login(&login.0));
-    allowed?;
+    let per_client = app.settings.signin_failures_per_ip_per_hour;
+    let (by_client, attempt, holder) = tokio::join!(
+        ClientCount::take(app, "signin-failures-ip", client_ip, per_client, now),
+        throttle.reserve(app, now),
+        app.store.login(&login.0),
+    );
+    let (by_client, attempt) = match (by_client, attempt) {
+        (Ok(by_client), Ok(attempt)) => (by_client, attempt),
+        (by_client, attempt) => {
+            let give_back = async {
+                if let Ok(by_client) = &by_client {
+                    by_client.give_back(app).await;
+                }
+            };
+            let release = async {
+                if let Ok(attempt) = &attempt {
+                    throttle.give_back(app, attempt).await;
+                }
+            };
+            tokio::join!(give_back, release);
+            return Err(by_client.err().or(attempt.err()).unwrap_or_else(|| {
+                AuthError::Internal("a refused sign-in named no refusal".into())
+            }));
+        }
+    };
     let holder = holder?;
     let stored = holder.as_ref().and_then(|h| h.password_hash.as_deref());
     let matched = app.passwords.verify(password, stored).await?;
     match holder {
-        Some(holder) if matched => start_session(app, &holder.user_id).await,
-        _ => {
-            throttle.record_failure(app, now).await?;
-            Err(AuthError::InvalidUsernameOrPassword)
+        Some(holder) if matched => {
+            tokio::join!(by_client.give_back(app), throttle.give_back(app, &attempt));
+            start_session(app, &holder.user_id).await
         }
+        _ => Err(AuthError::InvalidUsernameOrPassword),
     }
 }
 
+/// Rotates a refresh token. Each token's successor derives from it (keyed with the server's
+/// secret), so that the session stores only its current token's hash and still recognises
+/// every token it ever issued: presented again within `AUTH_REFRESH_REUSE_GRACE_SECS` of its
+/// rotation (two tabs, a retry), a token gets the successor it already got; later, or older,
+/// it ends the session (its holder may be an attacker); a token the session never issued is
+/// refused and changes nothing.
 pub async fn refresh(app: &App, token: RefreshToken) -> AuthResult<Credentials> {
     let now = app.clock.now();
-    let session = app
-        .store
-        .session(&token.session_id)
-        .await?
-        .ok_or(AuthError::InvalidGrant)?;
-    if session.revoked || session.expires_at <= now {
-        return Err(AuthError::InvalidGrant);
-    }
+    let settings = &app.settings;
+    let read = || async {
+        match app.store.session(&token.session_id).await? {
+            Some(session) if !session.revoked && session.expires_at > now => Ok(session),
+            _ => Err(AuthError::InvalidGrant),
+        }
+    };
+    let mut session = read().await?;
     let presented = app.secrets.token(purpose::REFRESH, &token.secret);
-    let next = SecretToken::generate();
-    let rotated = presented.matches(&session.refresh_hash)
-        && app
+    let next = successor(app, &token.secret);
+    if presented.matches(&session.refresh_hash) {
+        let expires_at = (now + settings.refresh_token_ttl_secs)
+            .min(session.created_at + settings.session_max_lifetime_secs);
+        if expires_at <= now {
+            return Err(AuthError::InvalidGrant);
+        }
+        if app
             .store
             .rotate_refresh_token(
                 &session.id,
                 &presented,
                 &app.secrets.token(purpose::REFRESH, &next),
-                now + app.settings.refresh_token_ttl_secs,
+                session.generation.saturating_add(1),
+                expires_at,
                 now,
             )
-            .await?;
-    if !rotated {
-        // A retired token came back: whoever holds the family may be an attacker. End it.
-        app.store.revoke_session(&session.id).await?;
-        tracing::warn!(
-            session = session.id.as_str(),
-            "a retired refresh token was presented; the session is revoked"
-        );
-        return Err(AuthError::InvalidGrant);
+            .await?
+        {
+            return credentials(app, &session.user_id, session.id, next, now);
+        }
+        // Rotated by another request since it was read: judged as a retired token below.
+        session = read().await?;
     }
-    credentials(app, &session.user_id, session.id, next, now)
+    match generations_behind(app, &token.secret, &session) {
+        Some(1) if now - session.refreshed_at < settings.refresh_reuse_grace_secs => {
+            credentials(app, &session.user_id, session.id, next, now)
+        }
+        Some(behind) => {
+            app.store.revoke_session(&session.id).await?;
+            tracing::warn!(
+                session = session.id.as_str(),
+                generations_behind = behind,
+                "a retired refresh token was presented; the session is revoked"
+            );
+            Err(AuthError::InvalidGrant)
+        }
+        None => Err(AuthError::InvalidGrant),
+    }
+}
+
+fn successor(app: &App, secret: &SecretToken) -> SecretToken {
+    app.secrets.derive(purpose::REFRESH_SUCCESSOR, secret)
+}
+
+/// How many rotations ago `secret` was this session's refresh token, if it ever was.
+fn generations_behind(
+    app: &App,
+    secret: &SecretToken,
+    session: &crate::domain::Session,
+) -> Option<u32> {
+    let mut token = secret.clone();
+    (1..=session.generation.min(RECOGNISED_GENERATIONS)).find(|_| {
+        token = successor(app, &token);
+        app.secrets
+            .token(purpose::REFRESH, &token)
+            .matches(&session.refresh_hash)
+    })
 }
 
 /// Revokes the session of a refresh or access token. Unknown tokens are ignored, as RFC 7009

@@ -3,15 +3,16 @@
 use std::net::IpAddr;
 
 use crate::domain::{
-    Address, LoginKey, Password, SecretToken, SudoToken, User, Verification, VerificationCode,
-    VerificationId, VerificationToken,
+    Address, LoginKey, Password, SecretToken, SudoToken, UnixTime, User, Verification,
+    VerificationCode, VerificationId, VerificationToken,
 };
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountChange, ChangeRejected, Message, Spend, SudoCheck};
 
 use super::accounts::taken;
 use super::{
-    limit_key, purpose, within_ip_limit, within_limit, App, Caller, PasswordThrottle, Principal,
+    give_back_count, limit_key, purpose, within_limit, App, Caller, ClientCount, PasswordThrottle,
+    Principal, HOUR,
 };
 
 /// How the caller re-authenticates for sudo.
@@ -42,20 +43,27 @@ pub async fn sudo(app: &App, caller: &Caller, proof: SudoProof) -> AuthResult<Su
         SudoProof::Password(password) => {
             let throttle =
                 PasswordThrottle::new(app, &format!("user#{}", caller.user_id().as_str()));
-            let (principal, allowed) =
-                tokio::join!(caller.principal(app), throttle.check(app, now));
-            let principal = principal?;
-            let Some(stored) = principal.user.password_hash.as_deref() else {
-                return Err(AuthError::FailedPrecondition(
-                    "the account has no password; use a verification_token instead",
-                ));
+            let (principal, attempt) =
+                tokio::join!(caller.principal(app), throttle.reserve(app, now));
+            let attempt = attempt?;
+            let principal = match principal {
+                Ok(principal) if principal.user.password_hash.is_some() => principal,
+                unjudged => {
+                    throttle.give_back(app, &attempt).await;
+                    unjudged?;
+                    return Err(AuthError::FailedPrecondition(
+                        "the account has no password; use a verification_token instead",
+                    ));
+                }
             };
-            allowed?;
-            if !app.passwords.verify(password, Some(stored)).await? {
-                throttle.record_failure(app, now).await?;
+            let stored = principal.user.password_hash.as_deref();
+            if !app.passwords.verify(password, stored).await? {
                 return Err(AuthError::InvalidPassword("the password is wrong"));
             }
-            app.store.put_sudo_token(&record(&principal)).await?;
+            throttle.give_back(app, &attempt).await;
+            if !app.store.grant_sudo(&record(&principal), now).await? {
+                return Err(session_ended());
+            }
             principal
         }
         SudoProof::VerificationToken(token) => {
@@ -87,6 +95,10 @@ pub async fn sudo(app: &App, caller: &Caller, proof: SudoProof) -> AuthResult<Su
         sudo_token,
         expires_in: app.settings.sudo_token_ttl_secs,
     })
+}
+
+fn session_ended() -> AuthError {
+    AuthError::Unauthenticated("the session has ended; sign in again")
 }
 
 /// Who a code may be sent to.
@@ -123,108 +135,91 @@ pub async fn send_verification(
             "target CUR_USER needs a signed-in caller",
         ));
     }
+    if let Address::Phone(phone) = &address {
+        if !settings
+            .sms_allowed_country_codes
+            .allows(phone.country_code())
+        {
+            return Err(AuthError::InvalidArgument(format!(
+                "phone_number: this service does not send SMS to country code +{}",
+                phone.country_code()
+            )));
+        }
+    }
     let store = &app.store;
-    let address_key = address.stored();
-    let cooldown_key = limit_key(app, "code-gap", &address_key);
-    let hourly_key = limit_key(app, "code-hour", &address_key);
-    let ip_key = client_ip.map(|ip| limit_key(app, "code-ip", &ip.to_string()));
     let login = LoginKey::Address(address.clone());
-    // Independent reads and counters run concurrently: one round trip of latency.
-    let (principal, by_ip, gap, hourly, owner) = tokio::join!(
+    // The client's own limit and who may ask come first: a refused request takes nothing
+    // from the address's quota. Independent reads and counters run concurrently.
+    let (principal, by_client, owner) = tokio::join!(
         async {
             match caller {
                 Some(caller) => caller.principal(app).await.map(Some),
                 None => Ok(None),
             }
         },
-        async {
-            match &ip_key {
-                Some(key) => store
-                    .count_event(key, settings.code_sends_per_ip_per_hour, 3600, now)
-                    .await
-                    .map(Some),
-                None => Ok(None),
-            }
-        },
-        store.acquire_cooldown(&cooldown_key, now + settings.code_resend_interval_secs, now),
-        store.count_event(
-            &hourly_key,
-            settings.code_sends_per_address_per_hour,
-            3600,
+        ClientCount::take(
+            app,
+            "code-ip",
+            client_ip,
+            settings.code_sends_per_ip_per_hour,
             now
         ),
         store.login(&login),
     );
-    // The resend cooldown is held from here on. Should a dependency fail, give it back: the
-    // answer says to try again, and the code (if one went out) is not verifiable anyway.
-    let cooldown_until = now + settings.code_resend_interval_secs;
-    let holds_cooldown = matches!(gap, Ok(Ok(())));
-    let outcome = async {
-        let principal = principal?;
-        if target == Target::CurrentUser
-            && !principal.is_some_and(|p| p.user.has_address(&address))
-        {
-            return Err(AuthError::PermissionDenied(
-                "the address is not bound to the signed-in account",
-            ));
+    let principal = principal?;
+    if target == Target::CurrentUser && !principal.is_some_and(|p| p.user.has_address(&address)) {
+        return Err(AuthError::PermissionDenied(
+            "the address is not bound to the signed-in account",
+        ));
+    }
+    by_client?;
+    let is_user = owner?.is_some();
+    match target {
+        Target::User if !is_user => return Err(AuthError::NotFound("no account has this address")),
+        Target::NotUser if is_user => {
+            return Err(AuthError::FailedPrecondition(
+                "an account already has this address",
+            ))
         }
-        if let Some(decision) = by_ip? {
-            within_limit(decision, now)?;
-        }
-        within_limit(gap?, now)?;
-        within_limit(hourly?, now)?;
-        let is_user = owner?.is_some();
-        match target {
-            Target::User if !is_user => return Err(AuthError::NotFound("no account has this address")),
-            Target::NotUser if is_user => {
-                return Err(AuthError::FailedPrecondition(
-                    "an account already has this address",
-                ))
-            }
-            _ => {}
-        }
+        _ => {}
+    }
 
-        let verification_id = VerificationId::generate();
-        let code = VerificationCode::generate();
-        let minutes = (settings.code_ttl_secs + 59) / 60;
-        let text = format!(
-            "Your verification code is {}. It expires in {minutes} minutes. If you did not ask for it, ignore this message.",
-            code.expose()
-        );
-        let verification = Verification {
-            id: verification_id.clone(),
-            address: address.clone(),
-            code_hash: code_hash(app, &verification_id, &code),
-            attempts: 0,
-            expires_at: now + settings.code_ttl_secs,
-            used: false,
-        };
-        // Send first, then store: a code that was not delivered never becomes verifiable.
-        app.delivery
-            .send(&Message {
-                to: address.clone(),
-                subject: "Your verification code".into(),
-                body: text,
-                code: Some(code),
-            })
-            .await?;
-        app.store.put_verification(&verification).await?;
-        Ok::<_, AuthError>((verification_id, is_user))
-    }
-    .await;
-    // Nor does a caller that may not send to this address hold it.
-    let gives_back = matches!(
-        outcome,
-        Err(AuthError::Unavailable(_)
-            | AuthError::Unauthenticated(_)
-            | AuthError::PermissionDenied(_))
+    let quota = SendQuota::take(app, &address, now).await?;
+    let verification_id = VerificationId::generate();
+    let code = VerificationCode::generate();
+    let minutes = (settings.code_ttl_secs + 59) / 60;
+    let text = format!(
+        "Your verification code is {}. It expires in {minutes} minutes. If you did not ask for it, ignore this message.",
+        code.expose()
     );
-    if gives_back && holds_cooldown {
-        if let Err(err) = store.release_cooldown(&cooldown_key, cooldown_until).await {
-            tracing::warn!(error = %err, "the resend cooldown was not released");
-        }
+    let verification = Verification {
+        id: verification_id.clone(),
+        address: address.clone(),
+        code_hash: code_hash(app, &verification_id, &code),
+        attempts: 0,
+        expires_at: now + settings.code_ttl_secs,
+        used: false,
+    };
+    // Send first, then store: a code that was not delivered never becomes verifiable.
+    let sent = app
+        .delivery
+        .send(&Message {
+            to: address.clone(),
+            subject: "Your verification code".into(),
+            body: text,
+            code: Some(code),
+        })
+        .await;
+    if let Err(err) = sent {
+        quota.give_back(app).await;
+        return Err(err.into());
     }
-    let (verification_id, is_user) = outcome?;
+    if let Err(err) = app.store.put_verification(&verification).await {
+        // The message went out and counts; but the code it carries is not verifiable, so the
+        // address need not wait for the resend gap to get another.
+        quota.release_gap(app).await;
+        return Err(err.into());
+    }
     tracing::info!(
         verification = verification_id.as_str(),
         to = %address.masked(),
@@ -235,6 +230,109 @@ pub async fn send_verification(
         expires_in: settings.code_ttl_secs,
         is_user,
     })
+}
+
+/// The deployment's one hourly budget of SMS, every number and client together: a ceiling on
+/// the bill that no spread of numbers or clients gets around.
+fn sms_budget_key(app: &App) -> String {
+    limit_key(app, "sms-hour", "deployment")
+}
+
+/// What one code to an address takes: the address's resend gap and a place in its hourly
+/// quota, and for an SMS a place in the deployment's hourly SMS budget. Taken together, and
+/// given back when the message does not go out, so that only messages sent count.
+struct SendQuota {
+    gap_key: String,
+    gap_until: UnixTime,
+    hourly_key: String,
+    sms_budget_key: Option<String>,
+    now: UnixTime,
+}
+
+impl SendQuota {
+    async fn take(app: &App, address: &Address, now: UnixTime) -> AuthResult<Self> {
+        let settings = &app.settings;
+        let store = &app.store;
+        let address_key = address.stored();
+        let quota = SendQuota {
+            gap_key: limit_key(app, "code-gap", &address_key),
+            gap_until: now + settings.code_resend_interval_secs,
+            hourly_key: limit_key(app, "code-hour", &address_key),
+            sms_budget_key: matches!(address, Address::Phone(_)).then(|| sms_budget_key(app)),
+            now,
+        };
+        let (gap, hourly, sms_budget) = tokio::join!(
+            store.acquire_cooldown(&quota.gap_key, quota.gap_until, now),
+            store.count_event(
+                &quota.hourly_key,
+                settings.code_sends_per_address_per_hour,
+                HOUR,
+                now
+            ),
+            async {
+                match &quota.sms_budget_key {
+                    Some(key) => store
+                        .count_event(key, settings.sms_sends_per_hour, HOUR, now)
+                        .await
+                        .map(Some),
+                    None => Ok(None),
+                }
+            },
+        );
+        let took_gap = matches!(gap, Ok(Ok(())));
+        let took_hourly = matches!(hourly, Ok(Ok(_)));
+        let took_sms = matches!(sms_budget, Ok(Some(Ok(_))));
+        let decision = (|| {
+            within_limit(gap?, now)?;
+            within_limit(hourly?, now)?;
+            if let Some(decision) = sms_budget? {
+                within_limit(decision, now)?;
+            }
+            Ok::<_, AuthError>(())
+        })();
+        if decision.is_err() {
+            let give_back = async {
+                if took_hourly {
+                    give_back_count(app, &quota.hourly_key, now).await;
+                }
+            };
+            let give_back_sms = async {
+                if let (true, Some(key)) = (took_sms, &quota.sms_budget_key) {
+                    give_back_count(app, key, now).await;
+                }
+            };
+            let release = async {
+                if took_gap {
+                    quota.release_gap(app).await;
+                }
+            };
+            tokio::join!(give_back, give_back_sms, release);
+        }
+        decision.map(|()| quota)
+    }
+
+    async fn release_gap(&self, app: &App) {
+        if let Err(err) = app
+            .store
+            .release_cooldown(&self.gap_key, self.gap_until)
+            .await
+        {
+            tracing::warn!(error = %err, "the resend gap was not released");
+        }
+    }
+
+    async fn give_back(&self, app: &App) {
+        let sms = async {
+            if let Some(key) = &self.sms_budget_key {
+                give_back_count(app, key, self.now).await;
+            }
+        };
+        tokio::join!(
+            self.release_gap(app),
+            give_back_count(app, &self.hourly_key, self.now),
+            sms
+        );
+    }
 }
 
 fn code_hash(app: &App, id: &VerificationId, code: &VerificationCode) -> crate::domain::SecretHash {
@@ -257,7 +355,7 @@ pub async fn verify(
     let now = app.clock.now();
     let max_attempts = app.settings.code_max_attempts;
     let (allowed, verification) = tokio::join!(
-        within_ip_limit(
+        ClientCount::take(
             app,
             "verify-ip",
             client_ip,
@@ -339,21 +437,69 @@ pub async fn bind_contact(
         "address bound"
     );
     if let Some(old) = previous.filter(|old| old != &request.address) {
-        let notice = Message {
-            to: old.clone(),
-            subject: "Your sign-in address was changed".into(),
-            body: format!(
-                "This address no longer signs in to your account: it was replaced by {}. If you did not do this, contact support.",
-                request.address.masked()
-            ),
-            code: None,
-        };
-        // The change stands even when the notice cannot be delivered.
-        if let Err(err) = app.delivery.send(&notice).await {
-            tracing::warn!(to = %old.masked(), error = %err, "the change notice was not delivered");
-        }
+        let body = format!(
+            "This address no longer signs in to your account: it was replaced by {}. If you did not do this, contact support.",
+            named_in_notice(&request.address)
+        );
+        notify(
+            app,
+            [Some(old), None],
+            "Your sign-in address was changed",
+            &body,
+        )
+        .await;
     }
     Ok(())
+}
+
+/// How a notice names an address: enough for its owner to recognise it, too little for
+/// anyone else to learn it (neither the whole domain nor the whole number).
+fn named_in_notice(address: &Address) -> String {
+    match address {
+        Address::Email(email) => {
+            let (local, domain) = email.as_str().split_once('@').unwrap_or(("", ""));
+            let first = |text: &str| text.chars().next().unwrap_or('*');
+            let top_level = domain.rsplit('.').next().unwrap_or("");
+            format!("{}***@{}***.{top_level}", first(local), first(domain))
+        }
+        Address::Phone(phone) => phone.masked(),
+    }
+}
+
+/// Tells an account's addresses (its email and its phone, at most) about a change of it: a
+/// notice, never a code. The change stands even when a notice cannot be delivered.
+pub(crate) async fn notify(app: &App, to: [Option<Address>; 2], subject: &str, body: &str) {
+    let send = |address: Option<Address>| async move {
+        let Some(address) = address else { return };
+        if matches!(address, Address::Phone(_)) {
+            let now = app.clock.now();
+            let budget = app.settings.sms_sends_per_hour;
+            let spent = app
+                .store
+                .count_event(&sms_budget_key(app), budget, HOUR, now)
+                .await;
+            let refusal = match spent {
+                Ok(Ok(_)) => None,
+                Ok(Err(_)) => Some("the SMS budget of this hour is spent".to_string()),
+                Err(err) => Some(err.to_string()),
+            };
+            if let Some(why) = refusal {
+                tracing::warn!(to = %address.masked(), reason = %why, "a change notice was not sent");
+                return;
+            }
+        }
+        let notice = Message {
+            to: address,
+            subject: subject.to_string(),
+            body: body.to_string(),
+            code: None,
+        };
+        if let Err(err) = app.delivery.send(&notice).await {
+            tracing::warn!(to = %notice.to.masked(), error = %err, "a change notice was not delivered");
+        }
+    };
+    let [first, second] = to;
+    tokio::join!(send(first), send(second));
 }
 
 /// Applies `edit` to the caller's account as one atomic change, rereading the account and
@@ -378,6 +524,7 @@ pub(crate) async fn change_account<T>(
             after,
             sudo: sudo.clone(),
             spend: spend.clone(),
+            session: None,
             now,
         };
         match app.store.apply(&change).await? {

@@ -30,6 +30,7 @@ pub struct App {
 /// Hash domains, so a secret of one kind can never be replayed as another.
 pub(crate) mod purpose {
     pub const REFRESH: &str = "refresh-token";
+    pub const REFRESH_SUCCESSOR: &str = "refresh-token-successor";
     pub const VERIFICATION_TOKEN: &str = "verification-token";
     pub const SUDO: &str = "sudo-token";
     pub const PROVIDER: &str = "provider-token";
@@ -123,14 +124,20 @@ pub(crate) async fn start_session(app: &App, user_id: &UserId) -> AuthResult<Cre
 /// A fresh session for `user_id`, and the refresh secret only its holder gets.
 pub(crate) fn new_session(app: &App, user_id: &UserId, now: UnixTime) -> (Session, SecretToken) {
     let secret = SecretToken::generate();
+    let settings = &app.settings;
     let session = Session {
         id: SessionId::generate(),
         user_id: user_id.clone(),
         refresh_hash: app.secrets.token(purpose::REFRESH, &secret),
-        expires_at: now + app.settings.refresh_token_ttl_secs,
+        expires_at: now
+            + settings
+                .refresh_token_ttl_secs
+                .min(settings.session_max_lifetime_secs),
         revoked: false,
         created_at: now,
         refreshed_at: now,
+        generation: 0,
+        authenticated_at: now,
     };
     (session, secret)
 }
@@ -158,28 +165,64 @@ pub(crate) fn within_limit<T>(decision: Result<T, UnixTime>, now: UnixTime) -> A
     })
 }
 
-/// Limits per client address, where the client address is known (API Gateway and the local
-/// server always know it).
-pub(crate) async fn within_ip_limit(
-    app: &App,
-    kind: &str,
-    client_ip: Option<std::net::IpAddr>,
-    per_hour: u32,
-    now: UnixTime,
-) -> AuthResult<()> {
-    if let Some(ip) = client_ip {
-        let key = limit_key(app, kind, &ip.to_string());
-        within_limit(app.store.count_event(&key, per_hour, 3600, now).await?, now)?;
-    }
-    Ok(())
+pub(crate) const HOUR: i64 = 3600;
+
+/// One event counted against an hourly limit of a client address, where the address is known
+/// (API Gateway and the local server always know it).
+pub(crate) struct ClientCount {
+    key: Option<String>,
+    counted_at: UnixTime,
 }
 
-/// Password guessing: a few failures are free, then each further failure locks the name for
-/// a delay that doubles (2 s, 4 s, 8 s, ...), up to `AUTH_PASSWORD_MAX_DELAY_SECS`. Failures
-/// count per clock hour.
+impl ClientCount {
+    /// Counts the event, or refuses it when the client used up its hour.
+    pub(crate) async fn take(
+        app: &App,
+        kind: &str,
+        client_ip: Option<std::net::IpAddr>,
+        per_hour: u32,
+        now: UnixTime,
+    ) -> AuthResult<Self> {
+        let key = client_ip.map(|ip| limit_key(app, kind, &ip.to_string()));
+        if let Some(key) = &key {
+            within_limit(app.store.count_event(key, per_hour, HOUR, now).await?, now)?;
+        }
+        Ok(Self {
+            key,
+            counted_at: now,
+        })
+    }
+
+    /// Takes the event back: it turned out not to be one the limit counts.
+    pub(crate) async fn give_back(&self, app: &App) {
+        if let Some(key) = &self.key {
+            give_back_count(app, key, self.counted_at).await;
+        }
+    }
+}
+
+pub(crate) async fn give_back_count(app: &App, key: &str, counted_at: UnixTime) {
+    if let Err(err) = app.store.uncount_event(key, HOUR, counted_at).await {
+        // Errs on the side of the limit: one event too many stays counted.
+        tracing::warn!(error = %err, "a counted event was not given back");
+    }
+}
+
+/// Password guessing: a few failures are free, then each further attempt locks the name for
+/// a delay that doubles (2 s, 4 s, 8 s, ...), up to `AUTH_PASSWORD_MAX_DELAY_SECS`. Attempts
+/// count per clock hour, and are counted before the password is checked: an attempt is a
+/// failure until it turns out right. So of a burst released together, the free ones and one
+/// more (the one that takes the lock) are checked, and the rest refused before any hashing.
 pub(crate) struct PasswordThrottle {
     lock: String,
     failures: String,
+}
+
+/// An attempt the throttle let through, until it turns out right or wrong.
+pub(crate) struct PasswordAttempt {
+    counted_at: UnixTime,
+    /// The lock this attempt took, when it came after the free ones.
+    locked_until: Option<UnixTime>,
 }
 
 impl PasswordThrottle {
@@ -191,33 +234,62 @@ impl PasswordThrottle {
         }
     }
 
-    /// Refuses while a delay from earlier failures runs.
-    pub(crate) async fn check(&self, app: &App, now: UnixTime) -> AuthResult<()> {
-        within_limit(app.store.acquire_cooldown(&self.lock, now, now).await?, now)
+    /// Counts an attempt before the password is checked, or refuses it while a delay runs.
+    pub(crate) async fn reserve(&self, app: &App, now: UnixTime) -> AuthResult<PasswordAttempt> {
+        let settings = &app.settings;
+        let store = &app.store;
+        let (unlocked, counted) = tokio::join!(
+            store.acquire_cooldown(&self.lock, now, now),
+            store.count_event(&self.failures, u32::MAX, HOUR, now),
+        );
+        let counted = counted?;
+        let refuse = |free_at: UnixTime| async move {
+            if counted.is_ok() {
+                give_back_count(app, &self.failures, now).await;
+            }
+            within_limit(Err(free_at), now)
+        };
+        if let Err(free_at) = unlocked? {
+            return refuse(free_at).await;
+        }
+        let attempts = counted.unwrap_or(u32::MAX);
+        let Some(beyond) = attempts.checked_sub(settings.password_free_failures.saturating_add(1))
+        else {
+            return Ok(PasswordAttempt {
+                counted_at: now,
+                locked_until: None,
+            });
+        };
+        // Two seconds at least: with whole-second clocks a one-second lock could end before
+        // the next request arrives.
+        let delay = 2i64
+            .checked_shl(beyond.min(30))
+            .unwrap_or(i64::MAX)
+            .min(settings.password_max_delay_secs);
+        // Only one attempt holds the lock: the others of a burst are refused here.
+        match store.acquire_cooldown(&self.lock, now + delay, now).await? {
+            Ok(()) => Ok(PasswordAttempt {
+                counted_at: now,
+                locked_until: Some(now + delay),
+            }),
+            Err(free_at) => refuse(free_at).await,
+        }
     }
 
-    pub(crate) async fn record_failure(&self, app: &App, now: UnixTime) -> AuthResult<()> {
-        let settings = &app.settings;
-        let failures = app
-            .store
-            .count_event(&self.failures, u32::MAX, 3600, now)
-            .await?
-            .unwrap_or(u32::MAX);
-        if let Some(beyond) =
-            failures.checked_sub(settings.password_free_failures.saturating_add(1))
-        {
-            // Two seconds at least: with whole-second clocks a one-second lock could end
-            // before the next request arrives.
-            let delay = 2i64
-                .checked_shl(beyond.min(30))
-                .unwrap_or(i64::MAX)
-                .min(settings.password_max_delay_secs);
-            app.store
-                .acquire_cooldown(&self.lock, now + delay, now)
-                .await?
-                .ok();
-        }
-        Ok(())
+    /// The attempt was no failure (the password was right, or none was judged): it is not
+    /// counted, and holds no lock.
+    pub(crate) async fn give_back(&self, app: &App, attempt: &PasswordAttempt) {
+        let release = async {
+            if let Some(until) = attempt.locked_until {
+                if let Err(err) = app.store.release_cooldown(&self.lock, until).await {
+                    tracing::warn!(error = %err, "a password lock was not released");
+                }
+            }
+        };
+        tokio::join!(
+            give_back_count(app, &self.failures, attempt.counted_at),
+            release
+        );
     }
 }
 

@@ -10,12 +10,10 @@ use base64::Engine;
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{ProviderError, Spend};
 
-use super::association::change_account;
+use super::association::{change_account, notify};
 use std::net::IpAddr;
 
-use super::{
-    credentials, new_session, purpose, within_ip_limit, App, Caller, Credentials, Principal,
-};
+use super::{credentials, new_session, purpose, App, Caller, ClientCount, Credentials, Principal};
 
 #[derive(Debug)]
 pub struct ProviderGrant {
@@ -44,7 +42,7 @@ pub async fn grant_provider_token(
     client_ip: Option<IpAddr>,
 ) -> AuthResult<ProviderGrant> {
     let limit = app.settings.provider_grants_per_ip_per_hour;
-    within_ip_limit(app, "provider-grant-ip", client_ip, limit, app.clock.now()).await?;
+    ClientCount::take(app, "provider-grant-ip", client_ip, limit, app.clock.now()).await?;
     let (identity, profile) = app
         .identity_provider
         .exchange_code(provider, code, redirect_uri)
@@ -127,6 +125,7 @@ pub(crate) async fn live_provider_token(
 pub async fn bind_provider(app: &App, caller: &Caller, token: SecretToken) -> AuthResult<()> {
     let (principal, stored) = tokio::join!(caller.principal(app), live_provider_token(app, &token));
     let principal = &principal?;
+    recently_authenticated(app, principal)?;
     let stored = stored?;
     let identity = stored.identity.clone();
     let spend = Spend::Provider {
@@ -154,7 +153,41 @@ pub async fn bind_provider(app: &App, caller: &Caller, token: SecretToken) -> Au
         provider = identity.provider.as_str(),
         "provider bound"
     );
+    let name = identity.provider.display_name();
+    let body = format!(
+        "A {name} account can now sign in to your account. If you did not do this, unbind it and change your password."
+    );
+    notify_account(
+        app,
+        principal,
+        &format!("{name} was bound to your account"),
+        &body,
+    )
+    .await;
     Ok(())
+}
+
+/// Binding or unbinding a provider adds or removes a way in, with no sudo token (the SDK sends
+/// none): so the session itself must have proven who its user is recently, by signing in or by
+/// sudo. An access token seen once is not enough.
+fn recently_authenticated(app: &App, principal: &Principal) -> AuthResult<()> {
+    let now = app.clock.now();
+    if principal.session.authenticated_at + app.settings.recent_auth_secs >= now {
+        Ok(())
+    } else {
+        Err(AuthError::PermissionDenied(
+            "this change needs a recent sign-in: call auth.sudo() first (or sign in again), then retry",
+        ))
+    }
+}
+
+async fn notify_account(app: &App, principal: &Principal, subject: &str, body: &str) {
+    let user = &principal.user;
+    let to = [
+        user.address(crate::domain::AddressKind::Email),
+        user.address(crate::domain::AddressKind::Phone),
+    ];
+    notify(app, to, subject, body).await;
 }
 
 pub async fn sign_in_with_provider(app: &App, token: SecretToken) -> AuthResult<Credentials> {
@@ -202,6 +235,7 @@ pub async fn unbind_provider(
     principal: &Principal,
     provider: ProviderId,
 ) -> AuthResult<()> {
+    recently_authenticated(app, principal)?;
     change_account(app, principal, None, None, |user| {
         if user.provider(provider).is_none() {
             return Err(AuthError::NotFound(
@@ -223,6 +257,17 @@ pub async fn unbind_provider(
         provider = provider.as_str(),
         "provider unbound"
     );
+    let name = provider.display_name();
+    let body = format!(
+        "A {name} account no longer signs in to your account. If you did not do this, change your password."
+    );
+    notify_account(
+        app,
+        principal,
+        &format!("{name} was unbound from your account"),
+        &body,
+    )
+    .await;
     Ok(())
 }
 
