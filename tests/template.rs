@@ -154,11 +154,15 @@ fn store_calls(operation: Operation) -> &'static [StoreCall] {
     }
 }
 
-/// Operations that deliver a message: a code (SES or SNS), or a notice to the old address.
+/// Operations that deliver a message: a code (SES or SNS), or a notice of the change to the
+/// account's address (binding a contact, binding or unbinding a provider).
 fn delivers_messages(operation: Operation) -> bool {
     matches!(
         operation,
-        Operation::SendVerification | Operation::BindContact
+        Operation::SendVerification
+            | Operation::BindContact
+            | Operation::BindProvider
+            | Operation::UnbindProvider
     )
 }
 
