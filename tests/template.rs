@@ -181,11 +181,15 @@ fn store_calls(operation: Operation) -> &'static [StoreCall] {
     }
 }
 
-/// Operations that deliver a message: a code (SES or SNS), or a notice to the old address.
+/// Operations that deliver a message: a code (SES or SNS), or a notice of the change to the
+/// account's address (binding a contact, binding or unbinding a provider).
 fn delivers_messages(operation: Operation) -> bool {
     matches!(
         operation,
-        Operation::SendVerification | Operation::BindContact
+        Operation::SendVerification
+            | Operation::BindContact
+            | Operation::BindProvider
+            | Operation::UnbindProvider
     )
 }
 
@@ -329,6 +333,8 @@ impl<'a> Function<'a> {
 struct Statement {
     place: String,
     body: Value,
+    /// A branch of an `Fn::If`: in force only under its condition.
+    conditional: bool,
 }
 
 impl Statement {
@@ -345,6 +351,10 @@ impl Statement {
 
     fn allows(&self) -> bool {
         self.body.get("Effect").and_then(Value::as_str) == Some("Allow")
+    }
+
+    fn denies(&self) -> bool {
+        self.body.get("Effect").and_then(Value::as_str) == Some("Deny")
     }
 }
 
@@ -371,6 +381,20 @@ impl Template {
             .iter()
             .filter(move |(_, resource)| resource.get("Type").and_then(Value::as_str) == Some(kind))
             .map(|(id, resource)| (id.as_str().expect("logical ids are strings"), resource))
+    }
+
+    fn parameter(&self, name: &str) -> &Value {
+        self.root
+            .get("Parameters")
+            .and_then(|p| p.get(name))
+            .unwrap_or_else(|| panic!("the template has no parameter {name}"))
+    }
+
+    fn condition(&self, name: &str) -> &Value {
+        self.root
+            .get("Conditions")
+            .and_then(|c| c.get(name))
+            .unwrap_or_else(|| panic!("the template has no condition {name}"))
     }
 
     fn global_function_property(&self, name: &str) -> Option<&Value> {
@@ -529,6 +553,7 @@ fn collect_statements(place: &str, document: &Value, out: &mut Vec<Statement>) {
                     out.push(Statement {
                         place: place.clone(),
                         body: branch.clone(),
+                        conditional: true,
                     });
                 }
             }
@@ -536,6 +561,7 @@ fn collect_statements(place: &str, document: &Value, out: &mut Vec<Statement>) {
             out.push(Statement {
                 place,
                 body: statement,
+                conditional: false,
             });
         }
     }
@@ -888,6 +914,15 @@ fn no_iam_statement_grants_a_wildcard_resource_except_publishing_sms() {
     for statement in template.all_statements() {
         let resources = statement.resources();
         assert!(!resources.is_empty(), "{}: no Resource", statement.place);
+        assert!(
+            statement.allows() || statement.denies(),
+            "{}: Effect is Allow or Deny",
+            statement.place
+        );
+        if statement.denies() {
+            // A Deny only takes away: its wildcards (every SNS topic) grant nothing.
+            continue;
+        }
         for resource in resources {
             if resource == Value::String("*".into()) {
                 // Publishing an SMS to a phone number has no resource ARN: IAM can only
@@ -1311,4 +1346,283 @@ fn the_cargo_lambda_router_serves_exactly_the_route_table() {
         })
         .collect();
     assert_eq!(served, expected, "the router and ROUTES differ");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Caps on abuse: what one flood of requests can cost
+
+fn if_value(condition: &str, then: Value, otherwise: Value) -> Value {
+    intrinsic(
+        "Fn::If",
+        Value::Sequence(vec![condition.into(), then, otherwise]),
+    )
+}
+
+/// A parameter's number (`Default`, `MinValue`, ...), whether written as a number or a string.
+fn parameter_number(template: &Template, parameter: &str, key: &str) -> f64 {
+    let value = template.parameter(parameter).get(key).unwrap_or_else(|| {
+        panic!("parameter {parameter} has no {key}");
+    });
+    value
+        .as_f64()
+        .or_else(|| text(value).parse().ok())
+        .unwrap_or_else(|| panic!("parameter {parameter}: {key} is not a number: {value:?}"))
+}
+
+fn expect_number_parameter(template: &Template, parameter: &str) {
+    assert_eq!(
+        template
+            .parameter(parameter)
+            .get("Type")
+            .and_then(Value::as_str),
+        Some("Number"),
+        "parameter {parameter} is a Number"
+    );
+}
+
+/// Whether a function serves an operation that sends a code or a notice.
+fn sends_messages(function: &Function<'_>) -> bool {
+    operations_of(&function.binary)
+        .into_iter()
+        .any(delivers_messages)
+}
+
+/// Publishing an SMS needs `sns:Publish` on "*", which alone would also let the role publish to
+/// every SNS topic (and platform endpoint) of the account. Each role that has it also has an
+/// unconditional Deny of `sns:Publish` on every SNS ARN: a phone number, which has no ARN, is
+/// all that is left to publish to.
+#[test]
+fn sns_publish_cannot_reach_any_topic() {
+    let template = Template::load();
+    let every_sns_arn = sub("arn:${AWS::Partition}:sns:*:*:*");
+    let mut publishers = Vec::new();
+    for (role, _) in template.of_type("AWS::IAM::Role") {
+        let statements = template.role_statements(role);
+        if grants(&statements, "sns:Publish").is_empty() {
+            continue;
+        }
+        publishers.push(role);
+        let denied = statements.iter().any(|s| {
+            s.denies()
+                && !s.conditional
+                && s.body.get("Condition").is_none()
+                && s.actions().iter().any(|a| a == "sns:Publish")
+                && s.resources().contains(&every_sns_arn)
+        });
+        assert!(
+            denied,
+            "{role} may publish to every SNS topic: add an unconditional Deny of sns:Publish on \
+             {every_sns_arn:?}"
+        );
+    }
+    let senders: Vec<_> = template
+        .functions()
+        .into_iter()
+        .filter(sends_messages)
+        .map(|f| template.role_of(&f))
+        .collect();
+    assert!(
+        !publishers.is_empty() && publishers.len() == senders.len(),
+        "the roles that may publish ({publishers:?}) are those of the sending functions ({senders:?})"
+    );
+}
+
+/// The API's default route (every route) is throttled by API Gateway before any function runs,
+/// with the limits taken from two parameters. A limit of 0 would refuse every request, so each
+/// parameter's minimum is 1; a burst below the rate would cap the rate at the burst.
+#[test]
+fn the_http_api_throttles_its_default_route_from_parameters() {
+    let template = Template::load();
+    let settings = template
+        .resource("AuthApi")
+        .get("Properties")
+        .and_then(|p| p.get("DefaultRouteSettings"))
+        .expect("AuthApi has DefaultRouteSettings");
+    for (property, parameter) in [
+        ("ThrottlingBurstLimit", "ApiThrottlingBurstLimit"),
+        ("ThrottlingRateLimit", "ApiThrottlingRateLimit"),
+    ] {
+        assert_eq!(
+            settings.get(property),
+            Some(&reference(parameter)),
+            "AuthApi: DefaultRouteSettings.{property} comes from the parameter {parameter}"
+        );
+        expect_number_parameter(&template, parameter);
+        assert!(
+            parameter_number(&template, parameter, "MinValue") >= 1.0,
+            "{parameter}: 0 would refuse every request; its MinValue is at least 1"
+        );
+        assert!(parameter_number(&template, parameter, "Default") >= 1.0);
+    }
+    assert!(
+        parameter_number(&template, "ApiThrottlingBurstLimit", "Default")
+            >= parameter_number(&template, "ApiThrottlingRateLimit", "Default"),
+        "the default burst is at least the default rate"
+    );
+}
+
+/// Every function that sends a code or a notice (SES, SNS: each one costs) has reserved
+/// concurrency from one parameter, which caps how many run at once however many requests get
+/// through the API's throttling. Lambda's reservation of 0 turns a function off; here the
+/// parameter's 0 means "no reservation" (`AWS::NoValue`), and nothing lower is allowed, so no
+/// value of it disables a function.
+#[test]
+fn functions_that_send_have_reserved_concurrency() {
+    let template = Template::load();
+    let parameter = "SendingReservedConcurrency";
+    let condition = "HasSendingReservedConcurrency";
+    expect_number_parameter(&template, parameter);
+    assert_eq!(
+        parameter_number(&template, parameter, "MinValue"),
+        0.0,
+        "{parameter}: 0 (no reservation) is the least value"
+    );
+    assert!(
+        parameter_number(&template, parameter, "Default") >= 1.0,
+        "{parameter}: the sending functions are capped unless the deployer says otherwise"
+    );
+    let not_zero = |zero: Value| {
+        intrinsic(
+            "Fn::Not",
+            Value::Sequence(vec![intrinsic(
+                "Fn::Equals",
+                Value::Sequence(vec![reference(parameter), zero]),
+            )]),
+        )
+    };
+    let defined = template.condition(condition);
+    assert!(
+        defined == &not_zero(Value::from("0")) || defined == &not_zero(Value::from(0)),
+        "{condition} is true exactly when {parameter} is not 0: {defined:?}"
+    );
+    let reserved = if_value(condition, reference(parameter), reference("AWS::NoValue"));
+    let mut senders = BTreeSet::new();
+    for function in template.functions() {
+        let value = template.effective(&function, "ReservedConcurrentExecutions");
+        assert!(
+            value.and_then(Value::as_f64) != Some(0.0),
+            "{}: a reserved concurrency of 0 turns the function off",
+            function.logical_id
+        );
+        if sends_messages(&function) {
+            assert_eq!(
+                value,
+                Some(&reserved),
+                "`{}` sends messages: ReservedConcurrentExecutions is {parameter}, none when 0",
+                function.binary
+            );
+            senders.insert(function.binary.clone());
+        }
+    }
+    for binary in [
+        "verification",
+        "bind-contact",
+        "bind-provider",
+        "unbind-provider",
+    ] {
+        assert!(
+            senders.contains(binary),
+            "`{binary}` sends codes or notices"
+        );
+    }
+}
+
+/// SNS reports the account's SMS spend this month (`SMSMonthToDateSpentUSD`, a running total
+/// with no dimensions); an alarm goes off above a threshold given as a parameter, before the
+/// account's monthly SMS spend limit stops every code.
+#[test]
+fn an_alarm_watches_sms_spend() {
+    let template = Template::load();
+    let alarms: Vec<_> = template
+        .of_type("AWS::CloudWatch::Alarm")
+        .filter(|(_, alarm)| {
+            let p = &alarm["Properties"];
+            p["Namespace"] == "AWS/SNS" && p["MetricName"] == "SMSMonthToDateSpentUSD"
+        })
+        .collect();
+    assert_eq!(
+        alarms.len(),
+        1,
+        "one alarm on AWS/SNS SMSMonthToDateSpentUSD"
+    );
+    let (id, alarm) = alarms[0];
+    let p = &alarm["Properties"];
+    let parameter = "SmsSpendAlarmThresholdUsd";
+    assert_eq!(
+        p.get("Threshold"),
+        Some(&reference(parameter)),
+        "{id}: Threshold"
+    );
+    expect_number_parameter(&template, parameter);
+    assert!(parameter_number(&template, parameter, "MinValue") >= 0.0);
+    assert!(parameter_number(&template, parameter, "Default") > 0.0);
+    assert!(
+        matches!(
+            p["ComparisonOperator"].as_str(),
+            Some("GreaterThanThreshold" | "GreaterThanOrEqualToThreshold")
+        ),
+        "{id}: goes off when spend rises past the threshold"
+    );
+    assert_eq!(
+        p["Statistic"],
+        Value::from("Maximum"),
+        "{id}: the month-to-date total is a running total: take its highest value"
+    );
+    assert!(
+        one_or_many(p.get("Dimensions").unwrap_or(&Value::Null)).is_empty(),
+        "{id}: the metric is the account's, without dimensions"
+    );
+    assert_eq!(
+        p["TreatMissingData"],
+        Value::from("notBreaching"),
+        "{id}: no data is no SMS sent"
+    );
+    if let Some(actions) = p.get("AlarmActions") {
+        let mut strings = Vec::new();
+        strings_in(actions, &mut strings);
+        assert!(
+            strings.iter().any(|s| s == "AlarmTopicArn"),
+            "{id}: AlarmActions notify the topic given as the parameter AlarmTopicArn"
+        );
+    }
+}
+
+/// The functions that send SMS get the countries an SMS may go to and the hourly budget of all
+/// SMS of the deployment, from parameters (docs/DEPLOY.md; shared/src/config.rs reads them).
+#[test]
+fn functions_that_send_get_the_sms_countries_and_hourly_budget() {
+    let template = Template::load();
+    assert_eq!(
+        template.parameter("SmsAllowedCountryCodes").get("Default"),
+        Some(&Value::from("86"))
+    );
+    expect_number_parameter(&template, "SmsSendsPerHour");
+    assert_eq!(
+        parameter_number(&template, "SmsSendsPerHour", "Default"),
+        500.0
+    );
+    assert!(parameter_number(&template, "SmsSendsPerHour", "MinValue") >= 1.0);
+    for function in template.functions() {
+        let env = template.environment(&function);
+        let sends = sends_messages(&function);
+        for (var, parameter) in [
+            ("AUTH_SMS_ALLOWED_COUNTRY_CODES", "SmsAllowedCountryCodes"),
+            ("AUTH_SMS_SENDS_PER_HOUR", "SmsSendsPerHour"),
+        ] {
+            if sends {
+                assert_eq!(
+                    env.get(var),
+                    Some(&reference(parameter)),
+                    "`{}` sends SMS: {var} is the parameter {parameter}",
+                    function.binary
+                );
+            } else {
+                assert!(
+                    !env.contains_key(var),
+                    "`{}` sends nothing: {var} belongs to the functions that send",
+                    function.binary
+                );
+            }
+        }
+    }
 }
