@@ -439,8 +439,8 @@ async fn each_target<T, S, SF, R, RF>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_up_creates_the_whole_account_or_nothing_under_faults() {
     let targets = vec![
+        needed(Call::dynamodb_on("UpdateItem", "COUNT#")),
         needed(Call::dynamodb("TransactWriteItems")),
-        needed(Call::dynamodb_on("PutItem", "SESSION#")),
     ];
     each_target(
         vec![],
@@ -456,8 +456,8 @@ async fn sign_up_creates_the_whole_account_or_nothing_under_faults() {
                 .await;
             let changes = diff(&before, &state(s).await);
             if reply.status == 503 {
-                // A session nobody holds a token of may stay; an account nobody can use may not.
-                changes.assert_nothing_but(&rig, &case, &["SESSION#"]);
+                // The account and its session are one transaction: neither stays behind.
+                changes.assert_nothing_but(&rig, &case, &[]);
                 reply = s.post("/auth/v1/signup", request).await;
             }
             assert_credentials_for(&reply, None);
@@ -596,7 +596,8 @@ async fn sudo_grants_a_token_or_is_unavailable_under_faults() {
     let targets = vec![
         needed(Call::dynamodb("BatchGetItem")),
         needed(Call::dynamodb_on("PutItem", "COOLDOWN#")),
-        needed(Call::dynamodb_on("PutItem", "SUDO#")),
+        needed(Call::dynamodb_on("UpdateItem", "COUNT#")),
+        needed(Call::dynamodb_on("TransactWriteItems", "SUDO#")),
     ];
     let setup = |rig: Arc<Rig>| async move { rig.server.new_account().await };
     each_target(vec![], targets, setup, |rig, account, case| async move {
@@ -612,12 +613,21 @@ async fn sudo_grants_a_token_or_is_unavailable_under_faults() {
         let before = state(s).await;
         let mut reply = rig.under(&case, sudo()).await;
         let changes = diff(&before, &state(s).await);
-        // A sudo token nobody was given may stay behind.
-        changes.assert_nothing_but(&rig, &case, &["SUDO#"]);
         if reply.status == 503 {
+            // The sudo token and the session's mark are one transaction: nothing stays.
+            changes.assert_nothing_but(&rig, &case, &[]);
             reply = sudo().await;
         } else {
             assert_eq!(changes.added_with("SUDO#").len(), 1, "{case}");
+            assert_eq!(changes.added.len(), 1, "{case}: {:?}", changes.added);
+            assert!(changes.removed.is_empty(), "{case}: {:?}", changes.removed);
+            // The session is marked authenticated now (unchanged within its sign-in second).
+            assert!(
+                changes.changed.len() <= 1
+                    && changes.changed.iter().all(|pk| pk.starts_with("SESSION#")),
+                "{case}: {:?}",
+                changes.changed
+            );
         }
         assert!(reply.assert_ok()["sudo_token"].is_string());
     })

@@ -11,6 +11,8 @@ async fn secrets_never_reach_the_log(backend: Backend) {
     let fake = wechat::start().await;
     let mut settings = wechat::settings(&fake);
     settings.push(("RUST_LOG", "debug".into()));
+    // The replayed refresh token below must take the reuse path, not the grace's.
+    settings.push(("AUTH_REFRESH_REUSE_GRACE_SECS", "0".into()));
     let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let server = Server::start(EXE, backend, &pairs).await;
 

@@ -6,18 +6,24 @@ use test_support::server::{Backend, Server};
 use test_support::{node, wechat};
 
 const EXE: &str = env!("CARGO_BIN_EXE_local-api");
+const REFRESH_GRACE_SECS: &str = "2";
 
 async fn run_sdk_suite(backend: Backend) {
     let dir = node::suite("e2e").await;
     let fake = wechat::start().await;
-    let settings = wechat::settings(&fake);
+    let mut settings = wechat::settings(&fake);
+    // Short, so that the suite sees a retired refresh token both within the grace and after.
+    settings.push(("AUTH_REFRESH_REUSE_GRACE_SECS", REFRESH_GRACE_SECS.into()));
     let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let server = Server::start(EXE, backend, &pairs).await;
     let moto = match backend {
         Backend::Embedded => String::new(),
         Backend::Aws => test_support::moto::endpoint(),
     };
-    let mut env = vec![("AUTH_API_ORIGIN", server.origin.as_str())];
+    let mut env = vec![
+        ("AUTH_API_ORIGIN", server.origin.as_str()),
+        ("E2E_REFRESH_GRACE_SECS", REFRESH_GRACE_SECS),
+    ];
     match backend {
         Backend::Embedded => env.push(("E2E_CODE_SOURCE", "outbox")),
         Backend::Aws => env.extend([("E2E_CODE_SOURCE", "moto"), ("MOTO_URL", moto.as_str())]),

@@ -199,7 +199,7 @@ test('after unbinding WeChat, signing in with it finds no account', T, async () 
   await assert.rejects(auth.signInWithProvider({ provider_token }), { error: 'not_found' });
 });
 
-test('the SDK refreshes an expired session, and the old refresh token is retired', T, async () => {
+test('the SDK refreshes an expired session; the old token gets the same successor within the grace, then is refused', T, async () => {
   const user = await signUp();
   await signInWithPassword({ username: user.username, password: user.password });
   const before = await auth.getCredentials();
@@ -214,9 +214,17 @@ test('the SDK refreshes an expired session, and the old refresh token is retired
   const sudo = await auth.sudo({ password: user.password }); // a signed-in call with the new token
   assert.equal(typeof sudo.sudo_token, 'string');
 
-  const reuse = await api('/token', {
-    body: { grant_type: 'refresh_token', refresh_token: before.refresh_token },
-  });
+  // Another tab still holding the old token, moments later, gets the same successor...
+  const retry = { grant_type: 'refresh_token', refresh_token: before.refresh_token };
+  const sibling = await api('/token', { body: retry });
+  assert.equal(sibling.status, 200, JSON.stringify(sibling.body));
+  assert.equal(sibling.body.refresh_token, after.refresh_token);
+
+  // ...but after the grace the old token is a replay, and is refused.
+  const graceSecs = Number(process.env.E2E_REFRESH_GRACE_SECS);
+  assert.ok(graceSecs > 0, 'E2E_REFRESH_GRACE_SECS is set');
+  await new Promise((resolve) => setTimeout(resolve, graceSecs * 1000 + 1200));
+  const reuse = await api('/token', { body: retry });
   assert.equal(reuse.body?.error, 'invalid_grant');
   assert.equal(reuse.status, 400);
 });
