@@ -195,3 +195,42 @@ fn every_command_block_of_the_docs_runs_in_ci_or_says_why_not() {
         ".ci/run runs blocks no document marks: {unknown:?}"
     );
 }
+
+/// Every `AUTH_*` setting the code reads, as the configuration reads it by name.
+fn settings_read_by_the_code() -> BTreeSet<String> {
+    let source = std::fs::read_to_string(format!("{ROOT}/shared/src/config.rs"))
+        .expect("shared/src/config.rs");
+    let mut names = BTreeSet::new();
+    for piece in source.split('"').skip(1).step_by(2) {
+        if piece.starts_with("AUTH_") && piece.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+        {
+            names.insert(piece.to_string());
+        }
+    }
+    names
+}
+
+#[test]
+fn every_setting_the_code_reads_is_in_the_readme_configuration_table() {
+    let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).expect("README.md");
+    let names = settings_read_by_the_code();
+    assert!(
+        names.contains("AUTH_SMS_SENDS_PER_HOUR") && names.len() > 20,
+        "the settings were not found in config.rs: {names:?}"
+    );
+    let table_rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|name| {
+            !table_rows.iter().any(|row| {
+                row.split('|')
+                    .nth(1)
+                    .is_some_and(|c| c.contains(&format!("`{name}`")))
+            })
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README's configuration table lacks {missing:?}"
+    );
+}
