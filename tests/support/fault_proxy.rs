@@ -132,12 +132,15 @@ pub enum Times {
     Always,
 }
 
-/// What the proxy needs to know of a request to match it.
-struct Seen {
-    method: hyper::Method,
-    path: String,
-    target: Option<String>,
-    body: String,
+/// What the proxy needs to know of a request to match it; every request is kept as seen, so
+/// that a test can tell which AWS actions a process used.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: hyper::Method,
+    pub path: String,
+    /// The `X-Amz-Target` header (DynamoDB, SSM), when there is one.
+    pub target: Option<String>,
+    pub body: String,
 }
 
 struct Armed {
@@ -152,6 +155,8 @@ struct State {
     armed: Option<Armed>,
     /// (recipient, text) of every message moto accepted, oldest first.
     delivered: Vec<(String, String)>,
+    /// Every request, faulted or not, oldest first.
+    requests: Vec<Seen>,
 }
 
 /// The proxy; it stops when dropped.
@@ -276,6 +281,11 @@ impl FaultProxy {
             .find_map(|text| crate::aws::code_in(text))
     }
 
+    /// Every request the proxy received so far, oldest first, faulted or not.
+    pub fn requests(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
     /// How many requests the armed fault has hit so far.
     pub fn hits(&self) -> u32 {
         self.state
@@ -337,6 +347,7 @@ async fn relay(
             .map(str::to_string),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
+    state.lock().unwrap().requests.push(seen.clone());
     let fault = take_fault(state, &seen);
     let service = Service::of(&seen);
     let delivering = Call::SesSendEmail.matches(&seen) || Call::SnsPublish.matches(&seen);

@@ -7,4 +7,5 @@ pub mod moto;
 pub mod node;
 pub mod provision;
 pub mod server;
+pub mod template;
 pub mod wechat;
