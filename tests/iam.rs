@@ -1,0 +1,505 @@
+//! Least privilege, proven by running: every function binary serves its operations (the happy
+//! paths and the failure paths: a failed send, a refused bind, a retried write, a released
+//! lock) through the Runtime API emulator, with all of its AWS traffic through a recording
+//! proxy in front of moto. Each recorded request is mapped to the IAM actions AWS would
+//! authorise it by (a `TransactWriteItems` by the action of each of its items) and checked
+//! against that function's role in `template.yaml`, both ways: every request allowed, and
+//! every granted action used. moto's own IAM cannot do this: it authorises DynamoDB against
+//! resource `*` and a transaction as one action.
+
+#[allow(dead_code)]
+#[path = "../bench/src/emulator.rs"]
+mod emulator;
+#[allow(dead_code)]
+#[path = "../bench/src/process.rs"]
+mod process;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use test_support::fault_proxy::{Call, Fault, FaultProxy, Seen, Times};
+use test_support::server::{unique, unique_email, unique_phone, SENDER};
+use test_support::template::Template;
+use test_support::{aws, moto, wechat};
+
+use process::{event, FunctionProcess, Invoked};
+
+const PASSWORD: &str = "correct horse battery";
+/// The services whose actions the roles grant to reach the service's data.
+const CHECKED_SERVICES: &[&str] = &["dynamodb", "ses", "sns", "ssm"];
+/// An answer held back past the attempt timeout: the write took effect, its answer is lost,
+/// and the function settles what happened with a read.
+const LOST_ANSWER: Fault = Fault::Slow(Duration::from_millis(1500));
+
+/// Runs function binaries and keeps, per function, every AWS request it made.
+struct Recorder {
+    env: Vec<(String, String)>,
+    table: String,
+    requests: Mutex<BTreeMap<String, Vec<Seen>>>,
+}
+
+/// One call of a function: its request, and what to change for it.
+struct Step<'a> {
+    function: &'a str,
+    method: &'a str,
+    path: &'a str,
+    bearer: Option<&'a str>,
+    body: Option<Value>,
+    settings: Vec<(&'a str, &'a str)>,
+    fault: Option<(Call, Fault)>,
+}
+
+fn step<'a>(function: &'a str, method: &'a str, path: &'a str) -> Step<'a> {
+    Step {
+        function,
+        method,
+        path,
+        bearer: None,
+        body: None,
+        settings: Vec::new(),
+        fault: None,
+    }
+}
+
+impl<'a> Step<'a> {
+    fn bearer(mut self, token: &'a str) -> Self {
+        self.bearer = Some(token);
+        self
+    }
+
+    fn body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    fn setting(mut self, name: &'a str, value: &'a str) -> Self {
+        self.settings.push((name, value));
+        self
+    }
+
+    /// The first matching request fails this way.
+    fn fault(mut self, call: Call, fault: Fault) -> Self {
+        self.fault = Some((call, fault));
+        self
+    }
+}
+
+impl Recorder {
+    /// Starts the step's function cold, with its own recording proxy, and sends it the request.
+    async fn run(&self, step: Step<'_>) -> Invoked {
+        let proxy = FaultProxy::start().await;
+        if let Some((call, fault)) = step.fault.clone() {
+            proxy.inject(call, fault, Times::Next(1));
+        }
+        let mut env = self.env.clone();
+        env.push(("AWS_ENDPOINT_URL".into(), proxy.origin().to_string()));
+        env.extend(
+            step.settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let bin = Path::new(env!("CARGO_BIN_EXE_signup")).with_file_name(step.function);
+        let function = FunctionProcess::start(&bin, step.function, &env, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let request = event(
+            step.method,
+            step.path,
+            step.bearer,
+            step.body.as_ref(),
+            "198.51.100.9",
+        );
+        let invoked = function
+            .invoke(&request)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        function.stop().await;
+        if step.fault.is_some() {
+            assert!(
+                proxy.clear() > 0,
+                "{}: the fault met no request",
+                step.function
+            );
+        }
+        self.requests
+            .lock()
+            .unwrap()
+            .entry(step.function.to_string())
+            .or_default()
+            .extend(proxy.requests());
+        invoked
+    }
+
+    async fn ok(&self, step: Step<'_>) -> Value {
+        let what = format!("{} {} ({})", step.method, step.path, step.function);
+        let invoked = self.run(step).await;
+        assert_eq!(invoked.status, 200, "{what}: {}", invoked.body);
+        invoked.body
+    }
+
+    async fn refused(&self, step: Step<'_>, status: u16) -> Value {
+        let what = format!("{} {} ({})", step.method, step.path, step.function);
+        let invoked = self.run(step).await;
+        assert_eq!(invoked.status, status, "{what}: {}", invoked.body);
+        invoked.body
+    }
+
+    /// The IAM actions of every request each function made.
+    fn actions_used(&self) -> BTreeMap<String, BTreeSet<String>> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(function, requests)| {
+                let actions = requests
+                    .iter()
+                    .flat_map(|seen| actions_of(seen, &self.table))
+                    .collect();
+                (function.clone(), actions)
+            })
+            .collect()
+    }
+}
+
+/// The IAM actions AWS authorises a request by. A `TransactWriteItems` needs the action of
+/// each of its items, on the table each names.
+fn actions_of(seen: &Seen, table: &str) -> Vec<String> {
+    let body = || -> Value {
+        serde_json::from_str(&seen.body).unwrap_or_else(|_| panic!("a JSON body: {}", seen.body))
+    };
+    let on_table = |request: &Value| {
+        assert_eq!(
+            request["TableName"].as_str(),
+            Some(table),
+            "a DynamoDB request on another table: {request}"
+        );
+    };
+    if let Some(target) = &seen.target {
+        if let Some(operation) = target.strip_prefix("DynamoDB_20120810.") {
+            let request = body();
+            return match operation {
+                "TransactWriteItems" => request["TransactItems"]
+                    .as_array()
+                    .expect("TransactItems")
+                    .iter()
+                    .map(|item| {
+                        let (kind, part) = item
+                            .as_object()
+                            .and_then(|o| o.iter().next())
+                            .expect("one kind of write per item");
+                        on_table(part);
+                        match kind.as_str() {
+                            "Put" => "dynamodb:PutItem",
+                            "Update" => "dynamodb:UpdateItem",
+                            "Delete" => "dynamodb:DeleteItem",
+                            "ConditionCheck" => "dynamodb:ConditionCheckItem",
+                            other => panic!("a transaction item of kind {other}"),
+                        }
+                        .to_string()
+                    })
+                    .collect(),
+                "BatchGetItem" => {
+                    let tables = request["RequestItems"].as_object().expect("RequestItems");
+                    assert!(
+                        tables.keys().all(|name| name == table),
+                        "a batch on another table: {request}"
+                    );
+                    vec!["dynamodb:BatchGetItem".into()]
+                }
+                other => {
+                    on_table(&request);
+                    vec![format!("dynamodb:{other}")]
+                }
+            };
+        }
+        if let Some(operation) = target.strip_prefix("AmazonSSM.") {
+            return vec![format!("ssm:{operation}")];
+        }
+        panic!("an AWS request this check does not know: target {target}");
+    }
+    if seen.path == "/v2/email/outbound-emails" {
+        return vec!["ses:SendEmail".into()];
+    }
+    if seen.body.split('&').any(|pair| pair == "Action=Publish") {
+        return vec!["sns:Publish".into()];
+    }
+    panic!(
+        "an AWS request this check does not know: {} {} {}",
+        seen.method, seen.path, seen.body
+    );
+}
+
+/// What each function's role allows of the checked services, net of its denials of them.
+fn actions_granted() -> BTreeMap<String, BTreeSet<String>> {
+    let template = Template::load();
+    template
+        .functions()
+        .iter()
+        .map(|function| {
+            let statements = template.function_statements(function);
+            let of = |allow: bool| -> BTreeSet<String> {
+                statements
+                    .iter()
+                    .filter(|s| if allow { s.allows() } else { s.denies() })
+                    .filter(|s| {
+                        // A denial of some resources only (SNS topics) takes nothing away
+                        // from what is allowed elsewhere (SMS to phone numbers).
+                        allow || s.resources().iter().any(|r| r.as_str() == Some("*"))
+                    })
+                    .flat_map(|s| s.actions())
+                    .filter(|action| {
+                        action
+                            .split_once(':')
+                            .is_some_and(|(service, _)| CHECKED_SERVICES.contains(&service))
+                    })
+                    .collect()
+            };
+            let denied = of(false);
+            let granted = of(true).difference(&denied).cloned().collect();
+            (function.binary.clone(), granted)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_uses_exactly_what_its_role_grants() {
+    let store = moto::fresh_store("iam").await;
+    aws::verify_sender(SENDER).await;
+    let wechat_origin = wechat::start().await;
+    let key_parameter = format!("/iam/{}/jwt", unique("k"));
+    let wechat_parameter = format!("/iam/{}/wechat", unique("w"));
+    aws::put_secure_parameter(&key_parameter, &aws::ed25519_pem()).await;
+    let mut env: Vec<(String, String)> = vec![
+        ("AUTH_TABLE_NAME".into(), store.table().to_string()),
+        ("AUTH_EMAIL_FROM".into(), SENDER.into()),
+        ("AUTH_JWT_PRIVATE_KEY_PARAMETER".into(), key_parameter),
+        ("AUTH_CODE_RESEND_INTERVAL_SECS".into(), "0".into()),
+    ];
+    for (name, value) in wechat::settings(&wechat_origin) {
+        if name == "AUTH_WX_OPEN_APP_SECRET" {
+            aws::put_secure_parameter(&wechat_parameter, &value).await;
+            env.push((
+                "AUTH_WX_OPEN_APP_SECRET_PARAMETER".into(),
+                wechat_parameter.clone(),
+            ));
+        } else {
+            env.push((name.to_string(), value));
+        }
+    }
+    let run = Recorder {
+        env,
+        table: store.table().to_string(),
+        requests: Mutex::new(BTreeMap::new()),
+    };
+
+    // An account, signed in; a right password after no free failures takes the lock and
+    // releases it.
+    let username = unique("iam");
+    let account = json!({"username": username, "password": PASSWORD});
+    let signed_up = run
+        .ok(step("signup", "POST", "/auth/v1/signup")
+            .body(account.clone())
+            .fault(Call::dynamodb("TransactWriteItems"), LOST_ANSWER))
+        .await;
+    run.refused(
+        step("signup", "POST", "/auth/v1/signup").body(account.clone()),
+        409,
+    )
+    .await;
+    let signed_in = run
+        .ok(step("signin", "POST", "/auth/v1/signin")
+            .body(account.clone())
+            .setting("AUTH_PASSWORD_FREE_FAILURES", "0"))
+        .await;
+    let access = signed_in["access_token"].as_str().unwrap().to_string();
+    run.ok(step("user-me", "GET", "/auth/v1/user/me").bearer(&access))
+        .await;
+    let sudo = run
+        .ok(step("sudo", "POST", "/auth/v1/user/sudo")
+            .bearer(&access)
+            .body(json!({"password": PASSWORD}))
+            .setting("AUTH_PASSWORD_FREE_FAILURES", "0"))
+        .await;
+    let sudo = sudo["sudo_token"].as_str().unwrap().to_string();
+
+    // Codes: a failed send (the resend gap released, the quota given back), an email, SMS.
+    let email = unique_email();
+    run.refused(
+        step("verification", "POST", "/auth/v1/verification")
+            .body(json!({ "email": email }))
+            .fault(Call::SesSendEmail, Fault::Reject),
+        503,
+    )
+    .await;
+    let verified = |address: Value, to: String| {
+        let run = &run;
+        async move {
+            let sent = run
+                .ok(step("verification", "POST", "/auth/v1/verification").body(address))
+                .await;
+            let id = sent["verification_id"].clone();
+            run.refused(
+                step("verify", "POST", "/auth/v1/verification/verify")
+                    .body(json!({"verification_id": id, "verification_code": "000000"})),
+                400,
+            )
+            .await;
+            let code = aws::latest_code(&to).await;
+            let token = run
+                .ok(step("verify", "POST", "/auth/v1/verification/verify")
+                    .body(json!({"verification_id": id, "verification_code": code})))
+                .await;
+            token["verification_token"].as_str().unwrap().to_string()
+        }
+    };
+    let email_token = verified(json!({ "email": email }), email.clone()).await;
+    let first_phone = unique_phone();
+    let second_phone = unique_phone();
+    let e164 = test_support::server::e164;
+    let first_phone_token =
+        verified(json!({ "phone_number": first_phone }), e164(&first_phone)).await;
+
+    // Binding: a retried transaction, a refused bind, a replaced phone (its notice by SMS).
+    let bind = |field: &str, address: &str, token: &str| {
+        step("bind-contact", "PATCH", "/auth/v1/user/contact")
+            .bearer(&access)
+            .body(json!({"sudo_token": sudo, field: address, "verification_token": token}))
+    };
+    run.ok(bind("email", &email, &email_token)
+        .fault(Call::dynamodb("TransactWriteItems"), Fault::Throttle))
+        .await;
+    run.refused(bind("email", &email, &email_token), 403).await;
+    run.ok(bind("phone_number", &first_phone, &first_phone_token))
+        .await;
+    let second_phone_token =
+        verified(json!({ "phone_number": second_phone }), e164(&second_phone)).await;
+    run.ok(bind("phone_number", &second_phone, &second_phone_token))
+        .await;
+    // A replaced email hears of it by email; this bind's answer is lost and settled.
+    let new_email = unique_email();
+    let new_email_token = verified(json!({ "email": new_email }), new_email.clone()).await;
+    run.ok(bind("email", &new_email, &new_email_token)
+        .fault(Call::dynamodb("TransactWriteItems"), LOST_ANSWER))
+        .await;
+    let email = new_email;
+    // A code to the caller's own address (`CUR_USER`) reads the caller's session.
+    run.ok(step("verification", "POST", "/auth/v1/verification")
+        .bearer(&access)
+        .body(json!({"email": email, "target": "CUR_USER"})))
+        .await;
+
+    // Sudo by a code to an own address.
+    let own_code = verified(json!({ "email": email }), email.clone()).await;
+    run.ok(step("sudo", "POST", "/auth/v1/user/sudo")
+        .bearer(&access)
+        .body(json!({ "verification_token": own_code })))
+        .await;
+    run.refused(
+        step("sudo", "POST", "/auth/v1/user/sudo")
+            .bearer(&access)
+            .body(json!({"password": "a wrong password"})),
+        400,
+    )
+    .await;
+
+    // Sign-up with a proven address.
+    let other_email = unique_email();
+    let other_token = verified(json!({ "email": other_email }), other_email.clone()).await;
+    run.ok(step("signup", "POST", "/auth/v1/signup").body(json!({
+        "email": other_email,
+        "verification_token": other_token,
+        "password": PASSWORD,
+    })))
+    .await;
+
+    // WeChat: a grant (the app secret from SSM), bind (notices by email and SMS), sign in,
+    // list, unbind.
+    let grant = |name: &str| {
+        step("provider-token", "POST", "/auth/v1/provider/token")
+            .body(json!({"provider_id": "wx_open", "provider_code": format!("ok:{name}")}))
+    };
+    let wx = unique("wx");
+    let granted = run.ok(grant(&wx)).await;
+    run.ok(step("bind-provider", "POST", "/auth/v1/user/provider/bind")
+        .bearer(&access)
+        .body(json!({"provider_token": granted["provider_token"]})))
+        .await;
+    let again = run.ok(grant(&wx)).await;
+    run.ok(step(
+        "signin-with-provider",
+        "POST",
+        "/auth/v1/signin/with/provider",
+    )
+    .body(json!({"provider_token": again["provider_token"]})))
+        .await;
+    run.ok(step("list-providers", "GET", "/auth/v1/user/provider").bearer(&access))
+        .await;
+    run.ok(step(
+        "unbind-provider",
+        "DELETE",
+        "/auth/v1/user/provider/wx_open",
+    )
+    .bearer(&access)
+    .fault(Call::dynamodb("TransactWriteItems"), LOST_ANSWER))
+        .await;
+    // A provider identity nobody has signs up with its provider token.
+    let newcomer = run.ok(grant(&unique("wx"))).await;
+    run.ok(step("signup", "POST", "/auth/v1/signup")
+        .body(json!({"provider_token": newcomer["provider_token"]})))
+        .await;
+
+    // Sessions: a refresh, a replay (which revokes), a revocation, a sign-out.
+    let refresh_token = signed_up["refresh_token"].clone();
+    let refresh = |token: Value| {
+        step("token", "POST", "/auth/v1/token")
+            .body(json!({"grant_type": "refresh_token", "refresh_token": token}))
+            .setting("AUTH_REFRESH_REUSE_GRACE_SECS", "0")
+    };
+    run.ok(refresh(refresh_token.clone())).await;
+    run.refused(refresh(refresh_token), 400).await;
+    run.ok(step("revoke", "POST", "/auth/v1/revoke")
+        .body(json!({ "token": signed_in["refresh_token"] })))
+        .await;
+    let third = run
+        .ok(step("signin", "POST", "/auth/v1/signin").body(account))
+        .await;
+    run.ok(step("revoke", "POST", "/auth/v1/user/signout")
+        .bearer(third["access_token"].as_str().unwrap()))
+        .await;
+
+    let used = run.actions_used();
+    let granted = actions_granted();
+    let functions: BTreeSet<&str> = shared::http::routes::functions().into_iter().collect();
+    assert_eq!(
+        used.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        functions,
+        "every function ran"
+    );
+    let mut problems = Vec::new();
+    for function in &functions {
+        let used = &used[*function];
+        let granted = granted
+            .get(*function)
+            .unwrap_or_else(|| panic!("{function} is not in the template"));
+        let denied: Vec<_> = used.difference(granted).collect();
+        let unused: Vec<_> = granted.difference(used).collect();
+        if !denied.is_empty() {
+            problems.push(format!(
+                "{function} makes calls its role does not allow: {denied:?}"
+            ));
+        }
+        if !unused.is_empty() {
+            problems.push(format!(
+                "{function}'s role grants what it never uses: {unused:?}"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{}\n(used: {used:#?})",
+        problems.join("\n")
+    );
+}
