@@ -270,12 +270,19 @@ async fn every_function_uses_exactly_what_its_role_grants() {
     aws::verify_sender(SENDER).await;
     let wechat_origin = wechat::start().await;
     let key_parameter = format!("/iam/{}/jwt", unique("k"));
+    let hash_parameter = format!("/iam/{}/hash", unique("h"));
     let wechat_parameter = format!("/iam/{}/wechat", unique("w"));
-    aws::put_secure_parameter(&key_parameter, &aws::ed25519_pem()).await;
+    aws::put_secure_parameter(&key_parameter, &aws::p256_pem()).await;
+    aws::put_secure_parameter(
+        &hash_parameter,
+        &unique("a secret hash key of some length "),
+    )
+    .await;
     let mut env: Vec<(String, String)> = vec![
         ("AUTH_TABLE_NAME".into(), store.table().to_string()),
         ("AUTH_EMAIL_FROM".into(), SENDER.into()),
         ("AUTH_JWT_PRIVATE_KEY_PARAMETER".into(), key_parameter),
+        ("AUTH_SECRET_HASH_KEY_PARAMETER".into(), hash_parameter),
         ("AUTH_CODE_RESEND_INTERVAL_SECS".into(), "0".into()),
     ];
     for (name, value) in wechat::settings(&wechat_origin) {
@@ -469,6 +476,18 @@ async fn every_function_uses_exactly_what_its_role_grants() {
     run.ok(step("revoke", "POST", "/auth/v1/user/signout")
         .bearer(third["access_token"].as_str().unwrap()))
         .await;
+
+    // The public keys and the discovery document.
+    let keys = run
+        .ok(step("jwks", "GET", "/auth/v1/.well-known/jwks.json"))
+        .await;
+    assert_eq!(keys["keys"][0]["alg"], "ES256");
+    run.ok(step(
+        "jwks",
+        "GET",
+        "/auth/v1/.well-known/openid-configuration",
+    ))
+    .await;
 
     let used = run.actions_used();
     let granted = actions_granted();

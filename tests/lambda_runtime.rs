@@ -65,7 +65,11 @@ async fn each_function_binary_serves_its_step_of_the_seed_flow_through_the_runti
         ("AWS_ENDPOINT_URL".into(), moto::endpoint()),
         ("AUTH_TABLE_NAME".into(), store.table().to_string()),
         ("AUTH_EMAIL_FROM".into(), SENDER.into()),
-        ("AUTH_JWT_PRIVATE_KEY".into(), aws::ed25519_pem()),
+        ("AUTH_JWT_PRIVATE_KEY".into(), aws::p256_pem()),
+        (
+            "AUTH_SECRET_HASH_KEY".into(),
+            unique("a secret hash key of some length "),
+        ),
     ];
     env.extend(
         wechat::settings(&wechat_origin)

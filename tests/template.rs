@@ -536,6 +536,11 @@ fn secrets_reach_the_functions_only_as_ssm_parameter_names() {
             Some(&reference("JwtPrivateKeyParameterName")),
             "`{binary}` signs or verifies tokens and needs the JWT key"
         );
+        assert_eq!(
+            env.get("AUTH_SECRET_HASH_KEY_PARAMETER"),
+            Some(&reference("SecretHashKeyParameterName")),
+            "`{binary}` needs the secret that keys stored hashes"
+        );
         for var in [
             "AUTH_TABLE_NAME",
             "AUTH_EMAIL_FROM",
@@ -557,7 +562,20 @@ fn secrets_reach_the_functions_only_as_ssm_parameter_names() {
         parameters.sort_by_key(text);
 
         let uses_wechat = operations_of(binary).into_iter().any(calls_wechat);
-        let mut want = vec![jwt_arn.clone()];
+        // The signing key, the secret of stored hashes, and the verification-only keys when
+        // the deployment names them.
+        let mut want = vec![
+            jwt_arn.clone(),
+            sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${SecretHashKeyParameterName}"),
+            intrinsic(
+                "Fn::If",
+                Value::Sequence(vec![
+                    "HasJwtVerificationKeys".into(),
+                    sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${JwtVerificationKeysParameterName}"),
+                    reference("AWS::NoValue"),
+                ]),
+            ),
+        ];
         if uses_wechat {
             want.push(wx_arn.clone());
         }

@@ -40,7 +40,11 @@ use crate::report::{median, mib, ms, ms2, ms_minus, percentile, Table};
 const FLOOR: &str = "hello";
 const TABLE: &str = "bench-association";
 const SENDER: &str = "no-reply@example.com";
-const ISSUER: &str = "cloudbase-association";
+/// The issuer the functions derive from the emulator's events (their API Gateway domain).
+const ISSUER: &str = "https://bench.execute-api.us-east-1.amazonaws.com/auth/v1";
+const AUDIENCE: &str = "cloudbase-association";
+/// Keys the hashes of stored secrets, as `AUTH_SECRET_HASH_KEY_PARAMETER` does on Lambda.
+const SECRET_HASH_KEY: &str = "bench secret hash key, at least thirty-two characters";
 
 const COLD_START_RATIO: f64 = 1.3;
 const MAX_SEQUENTIAL: usize = 2;
@@ -240,15 +244,60 @@ fn build(workspace: &Path, bin_dir: &Path) -> Result<Duration, String> {
     Ok(started.elapsed())
 }
 
-fn ed25519_pem() -> String {
+fn pem(document: &[u8]) -> String {
     use base64::Engine;
-    let document =
-        aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
-            .expect("Ed25519 key generation");
     format!(
         "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        base64::engine::general_purpose::STANDARD.encode(document.as_ref())
+        base64::engine::general_purpose::STANDARD.encode(document)
     )
+}
+
+fn ed25519_pem() -> String {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    pem(aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+        .expect("Ed25519 key generation")
+        .as_ref())
+}
+
+/// A P-256 key: what deployments sign with (ES256).
+fn p256_pem() -> String {
+    use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    pem(
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .expect("P-256 key generation")
+            .as_ref(),
+    )
+}
+
+/// Signing and verifying access tokens in process, per key kind: (kind, sign, verify).
+type TokenCosts = Vec<(&'static str, Vec<Duration>, Vec<Duration>)>;
+
+fn token_costs(samples: usize) -> Result<TokenCosts, String> {
+    let mut costs = Vec::new();
+    for (kind, pem) in [
+        ("ES256 (P-256)", p256_pem()),
+        ("EdDSA (Ed25519)", ed25519_pem()),
+    ] {
+        let tokens = shared::crypto::AccessTokens::from_pems(&pem, "", AUDIENCE)
+            .map_err(|e| e.to_string())?;
+        let (user, session) = (UserId::generate(), SessionId::generate());
+        let (mut sign, mut verify) = (Vec::new(), Vec::new());
+        for _ in 0..samples {
+            let started = Instant::now();
+            let token = tokens
+                .issue(ISSUER, &user, &session, unix_now(), 7200)
+                .map_err(|e| e.to_string())?;
+            sign.push(started.elapsed());
+            let started = Instant::now();
+            tokens
+                .verify(&token, ISSUER, unix_now())
+                .map_err(|e| e.to_string())?;
+            verify.push(started.elapsed());
+        }
+        costs.push((kind, sign, verify));
+    }
+    Ok(costs)
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -272,6 +321,7 @@ struct Results {
     cold: BTreeMap<String, Vec<Duration>>,
     in_process: Vec<StepStats>,
     argon2_verify: Vec<Duration>,
+    token_costs: TokenCosts,
     solo: Vec<SoloResult>,
     floor_warm: Vec<Duration>,
     rss_embedded: HashMap<String, u64>,
@@ -350,11 +400,12 @@ async fn run(args: Args) -> Result<(), String> {
     let fakes = Fakes::start()
         .await
         .map_err(|e| format!("starting the fakes: {e}"))?;
-    let pem = ed25519_pem();
+    let pem = p256_pem();
     let mut lambda_env = pairs(&[
         ("AUTH_TABLE_NAME", TABLE),
         ("AUTH_EMAIL_FROM", SENDER),
         ("AUTH_JWT_PRIVATE_KEY", &pem),
+        ("AUTH_SECRET_HASH_KEY", SECRET_HASH_KEY),
         ("AWS_ENDPOINT_URL", &fakes.origin),
     ]);
     lambda_env.extend(fakes.wechat_settings());
@@ -420,6 +471,7 @@ async fn run(args: Args) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             results.argon2_verify.push(started.elapsed());
         }
+        results.token_costs = token_costs(args.hashing_requests * 10)?;
     }
 
     // 3. Through the emulator, embedded store: the floor, then one request kind per function.
@@ -427,9 +479,10 @@ async fn run(args: Args) -> Result<(), String> {
         let mut memory_env = lambda_env.clone();
         memory_env.push(("AUTH_STORE".into(), "memory".into()));
         let context = solo::SoloContext {
-            minted_access_token: shared::crypto::AccessTokens::from_pem(&pem, ISSUER, ISSUER)
+            minted_access_token: shared::crypto::AccessTokens::from_pems(&pem, "", AUDIENCE)
                 .map_err(|e| e.to_string())?
                 .issue(
+                    ISSUER,
                     &UserId::generate(),
                     &SessionId::generate(),
                     unix_now(),
@@ -1002,6 +1055,33 @@ fn tables(args: &Args, results: &Results, functions: &[&'static str]) -> Vec<Tab
     ));
     t.note("AUTH_CODE_RESEND_INTERVAL_SECS=0 (the flow sends two codes to one address within a second); every other setting is the default");
     tables.push(t);
+
+    if !results.token_costs.is_empty() {
+        let mut t = Table::new(
+            "Access tokens: signing and verifying one, in process",
+            &[
+                "key",
+                "samples",
+                "sign median (µs)",
+                "sign p99 (µs)",
+                "verify median (µs)",
+                "verify p99 (µs)",
+            ],
+        );
+        let us = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e6);
+        for (kind, sign, verify) in &results.token_costs {
+            t.row(vec![
+                kind.to_string(),
+                sign.len().to_string(),
+                us(median(sign)),
+                us(percentile(sign, 99.0)),
+                us(median(verify)),
+                us(percentile(verify, 99.0)),
+            ]);
+        }
+        t.note("ES256 is what deployments sign with (API Gateway's JWT authorizer accepts it); EdDSA only verifies tokens issued before a switch. Verification includes decoding and the claim checks.");
+        tables.push(t);
+    }
 
     let floor_warm = median(&results.floor_warm);
     let mut t = Table::new(

@@ -337,6 +337,17 @@ async fn resolve(
         })
 }
 
+async fn resolve_optional(
+    source: Option<&SecretSource>,
+    variable: &str,
+    aws: Option<&aws_config::SdkConfig>,
+) -> Result<Option<String>, ConfigError> {
+    match source {
+        Some(source) => resolve(source, variable, aws).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Builds the app with the adapters `wiring` allows; the settings choose among them.
 pub async fn build_wired(settings: Settings, wiring: Wiring) -> Result<Built, ConfigError> {
     // A function without WeChat does not read its secret.
@@ -346,6 +357,8 @@ pub async fn build_wired(settings: Settings, wiring: Wiring) -> Result<Built, Co
         .filter(|_| wiring.wechat.is_some());
     let uses_ssm = [
         settings.jwt_private_key.as_ref(),
+        settings.jwt_verification_keys.as_ref(),
+        settings.secret_hash_key.as_ref(),
         wx_open.map(|w| &w.app_secret),
     ]
     .into_iter()
@@ -361,21 +374,34 @@ pub async fn build_wired(settings: Settings, wiring: Wiring) -> Result<Built, Co
     } else {
         None
     };
-    let access_tokens = match &settings.jwt_private_key {
-        Some(source) => AccessTokens::from_pem(
-            &resolve(source, "AUTH_JWT_PRIVATE_KEY", aws.as_ref()).await?,
-            &settings.jwt_issuer,
-            &settings.jwt_audience,
-        )?,
-        None => AccessTokens::ephemeral(&settings.jwt_issuer, &settings.jwt_audience),
+    // The secrets are read concurrently: one round trip, not one per secret.
+    let optional = |source, variable| resolve_optional(source, variable, aws.as_ref());
+    let (signing_key, verification_keys, hash_secret, wechat_secret) = tokio::join!(
+        optional(settings.jwt_private_key.as_ref(), "AUTH_JWT_PRIVATE_KEY"),
+        optional(
+            settings.jwt_verification_keys.as_ref(),
+            "AUTH_JWT_VERIFICATION_KEYS"
+        ),
+        optional(settings.secret_hash_key.as_ref(), "AUTH_SECRET_HASH_KEY"),
+        optional(wx_open.map(|w| &w.app_secret), "AUTH_WX_OPEN_APP_SECRET"),
+    );
+    let audience = &settings.jwt_audience;
+    let access_tokens = match signing_key? {
+        Some(pem) => {
+            AccessTokens::from_pems(&pem, &verification_keys?.unwrap_or_default(), audience)?
+        }
+        None => AccessTokens::ephemeral(audience),
     };
-    let secrets = SecretHasher::new(access_tokens.secret_hash_key());
-    let wechat_app = match wx_open {
-        Some(wx) => Some(WeChatApp {
+    let secrets = SecretHasher::new(match hash_secret? {
+        Some(secret) => crate::crypto::secret_hash_key(&secret)?,
+        None => crate::domain::random_bytes::<32>(),
+    });
+    let wechat_app = match (wx_open, wechat_secret?) {
+        (Some(wx), Some(app_secret)) => Some(WeChatApp {
             app_id: wx.app_id.clone(),
-            app_secret: resolve(&wx.app_secret, "AUTH_WX_OPEN_APP_SECRET", aws.as_ref()).await?,
+            app_secret,
         }),
-        None => None,
+        _ => None,
     };
     let chosen = match (settings.store, &aws) {
         (StoreKind::DynamoDb, Some(aws)) => {

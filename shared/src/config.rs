@@ -87,10 +87,18 @@ pub struct Settings {
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
     pub provider_token_ttl_secs: i64,
-    pub jwt_issuer: String,
+    /// The `iss` of access tokens and of the discovery document; unset, each request's own
+    /// origin plus `/auth/v1` (API Gateway's domain name, or local-api's host).
+    pub jwt_issuer: Option<String>,
     pub jwt_audience: String,
-    /// PKCS#8 PEM of the Ed25519 signing key; the local server makes one up when unset.
+    /// PKCS#8 PEM of the signing key (P-256 for ES256, P-384 for ES384, or Ed25519); the local
+    /// server makes one up when unset.
     pub jwt_private_key: Option<SecretSource>,
+    /// PKCS#8 PEMs of keys whose tokens verify without them signing: the next one before a
+    /// switch, the previous one after it.
+    pub jwt_verification_keys: Option<SecretSource>,
+    /// The secret the hashes of stored secrets are keyed with; the local server makes one up.
+    pub secret_hash_key: Option<SecretSource>,
     pub wx_open: Option<WxOpenSettings>,
     pub wechat_api_base: String,
     pub wechat_timeout_ms: u64,
@@ -256,11 +264,13 @@ impl Settings {
             provider_token_ttl_secs: env.positive("AUTH_PROVIDER_TOKEN_TTL_SECS", 3600)?,
             jwt_issuer: env
                 .text("AUTH_JWT_ISSUER")
-                .unwrap_or("cloudbase-association".into()),
+                .map(|issuer| issuer.trim_end_matches('/').to_string()),
             jwt_audience: env
                 .text("AUTH_JWT_AUDIENCE")
                 .unwrap_or("cloudbase-association".into()),
             jwt_private_key: env.secret("AUTH_JWT_PRIVATE_KEY")?,
+            jwt_verification_keys: env.secret("AUTH_JWT_VERIFICATION_KEYS")?,
+            secret_hash_key: env.secret("AUTH_SECRET_HASH_KEY")?,
             wx_open,
             wechat_api_base: env
                 .text("AUTH_WECHAT_API_BASE")
@@ -277,7 +287,12 @@ impl Settings {
         }
         if settings.runtime == Runtime::Lambda && settings.jwt_private_key.is_none() {
             return Err(ConfigError(
-                "AUTH_JWT_PRIVATE_KEY_PARAMETER is not set: name the SSM SecureString holding the PKCS#8 PEM of the Ed25519 key that signs access tokens".into(),
+                "AUTH_JWT_PRIVATE_KEY_PARAMETER is not set: name the SSM SecureString holding the PKCS#8 PEM of the P-256 key that signs access tokens".into(),
+            ));
+        }
+        if settings.runtime == Runtime::Lambda && settings.secret_hash_key.is_none() {
+            return Err(ConfigError(
+                "AUTH_SECRET_HASH_KEY_PARAMETER is not set: name the SSM SecureString holding the secret that keys the hashes of stored codes and tokens".into(),
             ));
         }
         Ok(settings)
@@ -369,6 +384,7 @@ mod tests {
                 ("AUTH_TABLE_NAME", "t"),
                 ("AUTH_EMAIL_FROM", "a@b.co"),
                 ("AUTH_JWT_PRIVATE_KEY_PARAMETER", "/auth/jwt"),
+                ("AUTH_SECRET_HASH_KEY_PARAMETER", "/auth/hash"),
             ]),
         )
         .unwrap();

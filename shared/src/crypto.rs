@@ -1,11 +1,15 @@
-//! Access tokens (Ed25519-signed JWTs) and password hashing (Argon2id).
+//! Access tokens (JWTs signed with ES256 by default) and password hashing (Argon2id).
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
-use base64::engine::general_purpose::STANDARD;
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
+    ECDSA_P384_SHA384_FIXED_SIGNING,
+};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::config::ConfigError;
@@ -31,102 +35,242 @@ pub struct AccessClaims {
     pub session_id: SessionId,
 }
 
-/// Signs and verifies access tokens with one Ed25519 key, named by `kid` so keys can rotate.
-pub struct AccessTokens {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+/// One key of the ring: what verifies its tokens, and its public half as a JWK.
+struct PublicKey {
     kid: String,
-    issuer: String,
-    audience: String,
-    validation: Validation,
-    /// Derived from the signing key: the key of `SecretHasher`, so one secret serves both.
-    secret_hash_key: [u8; 32],
+    algorithm: Algorithm,
+    decoding: DecodingKey,
+    jwk: Value,
 }
 
-impl AccessTokens {
-    pub fn from_pem(pem: &str, issuer: &str, audience: &str) -> Result<Self, ConfigError> {
-        let invalid = |why: &str| {
-            ConfigError(format!(
-                "AUTH_JWT_PRIVATE_KEY is not a PKCS#8 PEM Ed25519 private key ({why})"
+/// A private key as configured (PKCS#8): P-256 signs ES256, P-384 ES384; Ed25519 (EdDSA)
+/// remains for deployments that issued such tokens before, and API Gateway's JWT authorizer
+/// does not accept it.
+struct PrivateKey {
+    der: Vec<u8>,
+    public: PublicKey,
+}
+
+impl PrivateKey {
+    fn from_pkcs8(der: &[u8]) -> Option<Self> {
+        let ec = |signing, algorithm, curve: &str| {
+            let pair = EcdsaKeyPair::from_pkcs8(signing, der).ok()?;
+            // The uncompressed point: 0x04, then x and y of equal length.
+            let point = pair.public_key().as_ref();
+            let (x, y) = point.get(1..)?.split_at((point.len() - 1) / 2);
+            let (x, y) = (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
+            // RFC 7638: the required members, in lexicographic order, without spaces.
+            let thumbprint = format!(r#"{{"crv":"{curve}","kty":"EC","x":"{x}","y":"{y}"}}"#);
+            let jwk = json!({"kty": "EC", "crv": curve, "x": x, "y": y});
+            Some((algorithm, DecodingKey::from_ec_der(point), thumbprint, jwk))
+        };
+        let ed25519 = || {
+            let pair = Ed25519KeyPair::from_pkcs8(der).ok()?;
+            let raw = pair.public_key().as_ref();
+            let x = URL_SAFE_NO_PAD.encode(raw);
+            let thumbprint = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+            let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": x});
+            Some((
+                Algorithm::EdDSA,
+                DecodingKey::from_ed_der(raw),
+                thumbprint,
+                jwk,
             ))
         };
-        let body: String = pem
-            .lines()
-            .map(str::trim)
-            .filter(|line| !line.starts_with("-----"))
-            .collect();
-        let der = STANDARD.decode(body).map_err(|_| invalid("bad base64"))?;
-        Self::from_pkcs8(&der, issuer, audience).map_err(|_| invalid("not an Ed25519 key"))
-    }
-
-    /// A fresh key for the local server: its access tokens die with the process.
-    pub fn ephemeral(issuer: &str, audience: &str) -> Self {
-        let document = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
-            .expect("Ed25519 key generation from the OS RNG");
-        Self::from_pkcs8(document.as_ref(), issuer, audience)
-            .expect("a freshly generated key parses")
-    }
-
-    fn from_pkcs8(der: &[u8], issuer: &str, audience: &str) -> Result<Self, ()> {
-        let pair = Ed25519KeyPair::from_pkcs8(der).map_err(|_| ())?;
-        let public = pair.public_key().as_ref().to_vec();
-        let kid = hex::encode(&Sha256::digest(&public)[..8]);
-        let secret_hash_key = Sha256::new()
-            .chain_update(b"cloudbase-association secret hashing\0")
-            .chain_update(der)
-            .finalize()
-            .into();
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 0;
-        Ok(Self {
-            encoding: EncodingKey::from_ed_der(der),
-            decoding: DecodingKey::from_ed_der(&public),
-            kid,
-            issuer: issuer.to_string(),
-            audience: audience.to_string(),
-            validation,
-            secret_hash_key,
+        let (algorithm, decoding, thumbprint, mut jwk) =
+            ec(&ECDSA_P256_SHA256_FIXED_SIGNING, Algorithm::ES256, "P-256")
+                .or_else(|| ec(&ECDSA_P384_SHA384_FIXED_SIGNING, Algorithm::ES384, "P-384"))
+                .or_else(ed25519)?;
+        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumbprint.as_bytes()));
+        jwk["kid"] = kid.clone().into();
+        jwk["alg"] = algorithm_name(algorithm).into();
+        jwk["use"] = "sig".into();
+        Some(Self {
+            der: der.to_vec(),
+            public: PublicKey {
+                kid,
+                algorithm,
+                decoding,
+                jwk,
+            },
         })
     }
 
-    pub fn secret_hash_key(&self) -> [u8; 32] {
-        self.secret_hash_key
+    fn encoding(&self) -> EncodingKey {
+        match self.public.algorithm {
+            Algorithm::EdDSA => EncodingKey::from_ed_der(&self.der),
+            _ => EncodingKey::from_ec_der(&self.der),
+        }
+    }
+}
+
+fn algorithm_name(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        _ => "EdDSA",
+    }
+}
+
+/// The DER of every `PRIVATE KEY` block of a PEM text, in order.
+fn pem_blocks(text: &str, variable: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
+    let invalid =
+        |why: &str| ConfigError(format!("{variable} is not PKCS#8 PEM private keys ({why})"));
+    let mut blocks = Vec::new();
+    let mut body: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if line == "-----BEGIN PRIVATE KEY-----" {
+            body = Some(String::new());
+        } else if line == "-----END PRIVATE KEY-----" {
+            let content = body
+                .take()
+                .ok_or_else(|| invalid("an END without a BEGIN"))?;
+            blocks.push(
+                STANDARD
+                    .decode(content)
+                    .map_err(|_| invalid("bad base64"))?,
+            );
+        } else if let Some(content) = body.as_mut() {
+            content.push_str(line);
+        } else if !line.is_empty() {
+            return Err(invalid("text outside a BEGIN PRIVATE KEY block"));
+        }
+    }
+    if body.is_some() {
+        return Err(invalid("a BEGIN without an END"));
+    }
+    Ok(blocks)
+}
+
+/// Signs access tokens with one key and verifies them with any key of the ring, found by the
+/// token's `kid`: the next key is published (and verifies) before it signs, the previous one
+/// verifies until its tokens expired. The public halves are derived, never configured.
+pub struct AccessTokens {
+    signing: EncodingKey,
+    signing_kid: String,
+    signing_algorithm: Algorithm,
+    /// The signing key's public half first.
+    ring: Vec<PublicKey>,
+    audience: String,
+}
+
+impl AccessTokens {
+    /// `signing`: one PEM private key (`AUTH_JWT_PRIVATE_KEY`); `verifying`: any number of
+    /// PEM private keys whose tokens are accepted too (`AUTH_JWT_VERIFICATION_KEYS`).
+    pub fn from_pems(signing: &str, verifying: &str, audience: &str) -> Result<Self, ConfigError> {
+        let mut signing_keys = pem_blocks(signing, "AUTH_JWT_PRIVATE_KEY")?;
+        if signing_keys.len() != 1 {
+            return Err(ConfigError(
+                "AUTH_JWT_PRIVATE_KEY must hold exactly one PEM private key".into(),
+            ));
+        }
+        let mut keys = vec![
+            PrivateKey::from_pkcs8(&signing_keys.remove(0)).ok_or_else(|| {
+                ConfigError(
+                    "AUTH_JWT_PRIVATE_KEY is not a P-256, P-384 or Ed25519 private key".into(),
+                )
+            })?,
+        ];
+        for der in pem_blocks(verifying, "AUTH_JWT_VERIFICATION_KEYS")? {
+            keys.push(PrivateKey::from_pkcs8(&der).ok_or_else(|| {
+                ConfigError(
+                    "AUTH_JWT_VERIFICATION_KEYS holds a key that is not P-256, P-384 or Ed25519"
+                        .into(),
+                )
+            })?);
+        }
+        Ok(Self::from_keys(keys, audience))
+    }
+
+    /// A fresh P-256 key for the local server: its access tokens die with the process.
+    pub fn ephemeral(audience: &str) -> Self {
+        let document =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .expect("P-256 key generation from the OS RNG");
+        let key = PrivateKey::from_pkcs8(document.as_ref()).expect("a fresh key parses");
+        Self::from_keys(vec![key], audience)
+    }
+
+    fn from_keys(keys: Vec<PrivateKey>, audience: &str) -> Self {
+        let signer = &keys[0];
+        let (signing, signing_kid, signing_algorithm) = (
+            signer.encoding(),
+            signer.public.kid.clone(),
+            signer.public.algorithm,
+        );
+        let mut ring: Vec<PublicKey> = Vec::new();
+        for key in keys {
+            // The same key listed twice (signing and verifying, mid-rotation) is one key.
+            if !ring.iter().any(|known| known.kid == key.public.kid) {
+                ring.push(key.public);
+            }
+        }
+        Self {
+            signing,
+            signing_kid,
+            signing_algorithm,
+            ring,
+            audience: audience.to_string(),
+        }
+    }
+
+    /// The JSON Web Key Set of the ring: what an independent verifier needs.
+    pub fn jwks(&self) -> Value {
+        json!({"keys": self.ring.iter().map(|key| key.jwk.clone()).collect::<Vec<_>>()})
+    }
+
+    /// The algorithms of the ring's keys, the signing key's first.
+    pub fn algorithms(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Vec::new();
+        for key in &self.ring {
+            let name = algorithm_name(key.algorithm);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
     }
 
     pub fn issue(
         &self,
+        issuer: &str,
         user_id: &UserId,
         session_id: &SessionId,
         now: UnixTime,
         ttl_secs: i64,
     ) -> AuthResult<String> {
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
+        let mut header = Header::new(self.signing_algorithm);
+        header.kid = Some(self.signing_kid.clone());
         let claims = Claims {
             sub: user_id.as_str().to_string(),
             sid: session_id.as_str().to_string(),
-            iss: self.issuer.clone(),
+            iss: issuer.to_string(),
             aud: self.audience.clone(),
             iat: now,
             exp: now + ttl_secs,
             jti: hex::encode(random_bytes::<16>()),
             scope: "user".into(),
         };
-        jsonwebtoken::encode(&header, &claims, &self.encoding)
+        jsonwebtoken::encode(&header, &claims, &self.signing)
             .map_err(|e| AuthError::Internal(format!("signing an access token: {e}")))
     }
 
-    /// Checks signature, algorithm, `kid`, issuer, audience and expiry.
-    pub fn verify(&self, token: &str, now: UnixTime) -> AuthResult<AccessClaims> {
+    /// Checks the signature with the ring's key of the token's `kid` (in that key's algorithm
+    /// only), then issuer, audience and expiry.
+    pub fn verify(&self, token: &str, issuer: &str, now: UnixTime) -> AuthResult<AccessClaims> {
         let rejected = || AuthError::Unauthenticated("the access token is invalid or expired");
         let header = jsonwebtoken::decode_header(token).map_err(|_| rejected())?;
-        if header.kid.as_deref() != Some(self.kid.as_str()) {
-            return Err(rejected());
-        }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let key = self
+            .ring
+            .iter()
+            .find(|key| header.kid.as_deref() == Some(key.kid.as_str()))
+            .ok_or_else(rejected)?;
+        let mut validation = Validation::new(key.algorithm);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 0;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
             .map_err(|_| rejected())?;
         // The library checks `exp` against the system clock; check it against ours too.
         if data.claims.exp <= now {
@@ -137,6 +281,21 @@ impl AccessTokens {
             session_id: SessionId::parse(&data.claims.sid).map_err(|_| rejected())?,
         })
     }
+}
+
+/// The key of `SecretHasher`, from its own secret (`AUTH_SECRET_HASH_KEY`): rotating the
+/// signing key voids no stored hash.
+pub fn secret_hash_key(secret: &str) -> Result<[u8; 32], ConfigError> {
+    if secret.trim().len() < 32 {
+        return Err(ConfigError(
+            "AUTH_SECRET_HASH_KEY must be at least 32 characters of random text (e.g. `openssl rand -base64 48`)".into(),
+        ));
+    }
+    Ok(Sha256::new()
+        .chain_update(b"cloudbase-association secret hashing\0")
+        .chain_update(secret.trim().as_bytes())
+        .finalize()
+        .into())
 }
 
 /// Argon2id with OWASP's recommended parameters (19 MiB, 2 passes, 1 lane). Hashing runs
@@ -286,53 +445,148 @@ fn verify_blocking(password: &str, stored: &str) -> AuthResult<bool> {
 mod tests {
     use super::*;
 
+    const ISSUER: &str = "https://auth.example/auth/v1";
+
     fn tokens() -> AccessTokens {
-        AccessTokens::ephemeral("iss", "aud")
+        AccessTokens::ephemeral("aud")
+    }
+
+    fn now() -> UnixTime {
+        crate::ports::Clock::now(&crate::ports::SystemClock)
+    }
+
+    fn pem(der: &[u8]) -> String {
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            STANDARD.encode(der)
+        )
+    }
+
+    fn p256_pem() -> String {
+        let rng = SystemRandom::new();
+        pem(
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .unwrap()
+                .as_ref(),
+        )
+    }
+
+    fn ed25519_pem() -> String {
+        pem(Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .unwrap()
+            .as_ref())
     }
 
     #[test]
     fn issued_tokens_verify_and_carry_the_session() {
         let tokens = tokens();
         let (user, session) = (UserId::generate(), SessionId::generate());
-        let jwt = tokens.issue(&user, &session, 1_000, 7200).unwrap();
-        // The library also checks exp against the wall clock, so verify at the real time.
-        let now = crate::ports::Clock::now(&crate::ports::SystemClock);
-        let jwt_now = tokens.issue(&user, &session, now, 7200).unwrap();
-        let claims = tokens.verify(&jwt_now, now).unwrap();
+        let expired = tokens.issue(ISSUER, &user, &session, 1_000, 7200).unwrap();
+        let jwt = tokens.issue(ISSUER, &user, &session, now(), 7200).unwrap();
+        let claims = tokens.verify(&jwt, ISSUER, now()).unwrap();
         assert_eq!(claims.user_id, user);
         assert_eq!(claims.session_id, session);
+        assert!(tokens.verify(&expired, ISSUER, now()).is_err());
         assert!(
-            tokens.verify(&jwt, now).is_err(),
-            "an expired token verified"
+            tokens
+                .verify(&jwt, "https://elsewhere/auth/v1", now())
+                .is_err(),
+            "another issuer's token verified"
         );
+        let header = jsonwebtoken::decode_header(&jwt).unwrap();
+        assert_eq!(header.alg, Algorithm::ES256);
     }
 
     #[test]
     fn tokens_of_another_key_or_unsigned_are_rejected() {
-        let now = crate::ports::Clock::now(&crate::ports::SystemClock);
         let (user, session) = (UserId::generate(), SessionId::generate());
-        let other = tokens().issue(&user, &session, now, 7200).unwrap();
+        let other = tokens()
+            .issue(ISSUER, &user, &session, now(), 7200)
+            .unwrap();
         let ours = tokens();
-        assert!(ours.verify(&other, now).is_err());
-        let genuine = ours.issue(&user, &session, now, 7200).unwrap();
+        assert!(ours.verify(&other, ISSUER, now()).is_err());
+        let genuine = ours.issue(ISSUER, &user, &session, now(), 7200).unwrap();
         let payload = genuine.split('.').nth(1).unwrap();
-        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        let header = URL_SAFE_NO_PAD.encode(format!(
             r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#,
-            ours.kid
+            ours.signing_kid
         ));
-        assert!(ours.verify(&format!("{header}.{payload}."), now).is_err());
+        assert!(ours
+            .verify(&format!("{header}.{payload}."), ISSUER, now())
+            .is_err());
+    }
+
+    #[test]
+    fn a_ring_verifies_every_key_and_publishes_each_public_half_once() {
+        let (old, next) = (ed25519_pem(), p256_pem());
+        let (user, session) = (UserId::generate(), SessionId::generate());
+        let before = AccessTokens::from_pems(&old, "", "aud").unwrap();
+        let old_token = before.issue(ISSUER, &user, &session, now(), 60).unwrap();
+        // Switched: the new key signs, the old one still verifies.
+        let after = AccessTokens::from_pems(&next, &format!("{old}{next}"), "aud").unwrap();
+        assert!(after.verify(&old_token, ISSUER, now()).is_ok());
+        let new_token = after.issue(ISSUER, &user, &session, now(), 60).unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&new_token).unwrap().alg,
+            Algorithm::ES256
+        );
+        let jwks = after.jwks();
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2, "{jwks}");
+        assert_eq!(keys[0]["kty"], "EC");
+        assert_eq!(keys[0]["alg"], "ES256");
+        assert_eq!(keys[1]["kty"], "OKP");
+        assert!(
+            keys.iter().all(|k| k.get("d").is_none()),
+            "a private part was published"
+        );
+        assert_eq!(after.algorithms(), ["ES256", "EdDSA"]);
+        // Retired: tokens of the removed key are refused.
+        let retired = AccessTokens::from_pems(&next, "", "aud").unwrap();
+        assert!(retired.verify(&old_token, ISSUER, now()).is_err());
+        assert!(retired.verify(&new_token, ISSUER, now()).is_ok());
+    }
+
+    #[test]
+    fn kids_are_rfc_7638_thumbprints() {
+        // RFC 7638, section 3.1: the thumbprint of its example RSA key is given; for EC the
+        // same rule applies. Checked here against an independent computation.
+        let key = PrivateKey::from_pkcs8(&pem_blocks(&p256_pem(), "t").unwrap()[0]).unwrap();
+        let jwk = &key.public.jwk;
+        let canonical = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            jwk["x"].as_str().unwrap(),
+            jwk["y"].as_str().unwrap()
+        );
+        assert_eq!(
+            key.public.kid,
+            URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+        );
     }
 
     #[test]
     fn pem_keys_load_and_garbage_is_refused_with_the_variable_name() {
-        let document = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
-        let pem = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            STANDARD.encode(document.as_ref())
+        assert!(AccessTokens::from_pems(&p256_pem(), "", "a").is_ok());
+        assert!(AccessTokens::from_pems(&ed25519_pem(), "", "a").is_ok());
+        let err = AccessTokens::from_pems("nonsense", "", "a").err().unwrap();
+        assert!(err.0.contains("AUTH_JWT_PRIVATE_KEY"), "{err}");
+        let two = format!("{}{}", p256_pem(), p256_pem());
+        assert!(AccessTokens::from_pems(&two, "", "a").is_err());
+        let err = AccessTokens::from_pems(&p256_pem(), "garbage", "a")
+            .err()
+            .unwrap();
+        assert!(err.0.contains("AUTH_JWT_VERIFICATION_KEYS"), "{err}");
+    }
+
+    #[test]
+    fn the_secret_hash_key_needs_a_real_secret() {
+        assert!(secret_hash_key("short").is_err());
+        let a = secret_hash_key(&"a".repeat(40)).unwrap();
+        assert_eq!(
+            a,
+            secret_hash_key(&format!("  {}\n", "a".repeat(40))).unwrap()
         );
-        assert!(AccessTokens::from_pem(&pem, "i", "a").is_ok());
-        let err = AccessTokens::from_pem("nonsense", "i", "a").err().unwrap();
-        assert!(err.0.contains("AUTH_JWT_PRIVATE_KEY"));
+        assert_ne!(a, secret_hash_key(&"b".repeat(40)).unwrap());
     }
 
     #[test]

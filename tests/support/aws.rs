@@ -128,14 +128,29 @@ pub async fn put_secure_parameter(name: &str, value: &str) {
         .expect("moto stores the parameter");
 }
 
-/// A fresh Ed25519 signing key as PKCS#8 PEM.
-pub fn ed25519_pem() -> String {
+fn pem(document: &[u8]) -> String {
     use base64::Engine;
-    let document =
-        aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
-            .expect("key generation");
     format!(
         "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        base64::engine::general_purpose::STANDARD.encode(document.as_ref())
+        base64::engine::general_purpose::STANDARD.encode(document)
+    )
+}
+
+/// A fresh Ed25519 key as PKCS#8 PEM: the kind of key deployments signed with before ES256.
+pub fn ed25519_pem() -> String {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    pem(aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+        .expect("key generation")
+        .as_ref())
+}
+
+/// A fresh P-256 key as PKCS#8 PEM: what signs access tokens (ES256).
+pub fn p256_pem() -> String {
+    use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    pem(
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .expect("key generation")
+            .as_ref(),
     )
 }

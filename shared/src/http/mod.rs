@@ -38,10 +38,13 @@ pub struct ClientIp(pub IpAddr);
 pub struct RequestContext {
     pub request_id: String,
     pub client_ip: Option<IpAddr>,
+    /// The issuer of this request's access tokens: `AUTH_JWT_ISSUER`, else the API's origin
+    /// as this request reached it, plus `/auth/v1` (where the discovery document is).
+    pub issuer: String,
 }
 
 impl RequestContext {
-    fn of(req: &Request) -> Self {
+    fn of(req: &Request, fixed_issuer: Option<&str>) -> Self {
         let request_id = req
             .headers()
             .get("x-request-id")
@@ -57,8 +60,34 @@ impl RequestContext {
         Self {
             request_id,
             client_ip: client_ip(req),
+            issuer: fixed_issuer
+                .map(str::to_string)
+                .unwrap_or_else(|| issuer_of(req)),
         }
     }
+}
+
+/// `https://<API Gateway's domain name>/auth/v1` on Lambda; on the local server (which
+/// answers this machine's host names only) `http://<Host>/auth/v1`.
+fn issuer_of(req: &Request) -> String {
+    use lambda_http::request::RequestContext as Ctx;
+    let local = req.extensions().get::<ClientIp>().is_some();
+    let domain = match req.request_context_ref() {
+        Some(Ctx::ApiGatewayV2(ctx)) => ctx.domain_name.clone(),
+        Some(Ctx::ApiGatewayV1(ctx)) => ctx.domain_name.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+    .filter(|_| !local)
+    .or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    })
+    .unwrap_or_default();
+    let scheme = if local { "http" } else { "https" };
+    format!("{scheme}://{domain}/auth/v1")
 }
 
 fn client_ip(req: &Request) -> Option<IpAddr> {
@@ -78,7 +107,7 @@ fn client_ip(req: &Request) -> Option<IpAddr> {
 /// Answers one request with the routes in `routes`: the local server passes them all, a
 /// Lambda function only its own.
 pub async fn handle(app: &App, routes: &[Route], req: Request) -> Response<Body> {
-    let ctx = RequestContext::of(&req);
+    let ctx = RequestContext::of(&req, app.settings.jwt_issuer.as_deref());
     if req.method() == Method::OPTIONS {
         return preflight(&ctx);
     }
@@ -86,7 +115,15 @@ pub async fn handle(app: &App, routes: &[Route], req: Request) -> Response<Body>
         Match::Found(route, param) => {
             let operation = route.operation;
             let span = tracing::info_span!("request", request_id = %ctx.request_id, ?operation);
-            tracing::Instrument::instrument(dispatch(app, operation, param, &req, &ctx), span).await
+            let answer = dispatch(app, operation, param, &req, &ctx);
+            tracing::Instrument::instrument(answer, span)
+                .await
+                .map(|answer| {
+                    let cache =
+                        matches!(operation, Operation::Jwks | Operation::OpenIdConfiguration)
+                            .then_some(PUBLIC_KEYS_CACHE);
+                    (answer, cache)
+                })
         }
         Match::WrongMethod => {
             let allowed = routes::methods_of(routes, req.uri().path()).join(", ");
@@ -99,14 +136,26 @@ pub async fn handle(app: &App, routes: &[Route], req: Request) -> Response<Body>
         Match::None => Err(AuthError::NotFound("no such endpoint")),
     };
     match outcome {
-        Ok(answer) => respond(StatusCode::OK, answer, &ctx, None),
+        Ok((answer, cache)) => {
+            let mut response = respond(StatusCode::OK, answer, &ctx, None);
+            if let Some(cache) = cache {
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+            }
+            response
+        }
         Err(err) => error_response(&ctx, err),
     }
 }
 
+/// Public keys change only by a deployment: verifiers may cache them for a while (API
+/// Gateway's authorizer does, for up to two hours), and a key is published before it signs.
+const PUBLIC_KEYS_CACHE: &str = "public, max-age=300";
+
 /// Answers a request that was refused before it reached an operation.
 pub fn refuse(req: &Request, err: AuthError) -> Response<Body> {
-    error_response(&RequestContext::of(req), err)
+    error_response(&RequestContext::of(req, None), err)
 }
 
 fn error_response(ctx: &RequestContext, err: AuthError) -> Response<Body> {
@@ -214,15 +263,15 @@ fn bearer(req: &Request) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-fn caller(app: &App, req: &Request) -> AuthResult<Caller> {
+fn caller(app: &App, ctx: &RequestContext, req: &Request) -> AuthResult<Caller> {
     let token = bearer(req).ok_or(AuthError::Unauthenticated(
         "an Authorization: Bearer access token is required",
     ))?;
-    Caller::from_access_token(app, token)
+    Caller::from_access_token(app, token, &ctx.issuer)
 }
 
-async fn principal(app: &App, req: &Request) -> AuthResult<Principal> {
-    caller(app, req)?.principal(app).await
+async fn principal(app: &App, ctx: &RequestContext, req: &Request) -> AuthResult<Principal> {
+    caller(app, ctx, req)?.principal(app).await
 }
 
 async fn dispatch(
@@ -270,7 +319,7 @@ async fn dispatch(
                 name: b.name.as_deref().map(DisplayName::parse).transpose()?,
             };
             json(CredentialsAnswer::from(
-                accounts::sign_up(app, request, ctx.client_ip).await?,
+                accounts::sign_up(app, request, ctx.client_ip, &ctx.issuer).await?,
             ))
         }
         Operation::SignIn => {
@@ -279,7 +328,7 @@ async fn dispatch(
                 .map_err(|_| AuthError::InvalidUsernameOrPassword)?;
             let password = Password::parse(&required(b.password, "password")?)?;
             json(CredentialsAnswer::from(
-                accounts::sign_in(app, login, password, ctx.client_ip).await?,
+                accounts::sign_in(app, login, password, ctx.client_ip, &ctx.issuer).await?,
             ))
         }
         Operation::RefreshToken => {
@@ -295,13 +344,13 @@ async fn dispatch(
             let token = RefreshToken::parse(&required(b.refresh_token, "refresh_token")?)
                 .map_err(|_| AuthError::InvalidGrant)?;
             json(CredentialsAnswer::from(
-                accounts::refresh(app, token).await?,
+                accounts::refresh(app, token, &ctx.issuer).await?,
             ))
         }
         Operation::Revoke => {
             let b: RevokeBody = body(req)?;
             match b.token.as_deref().or_else(|| bearer(req)) {
-                Some(token) => accounts::revoke(app, token).await?,
+                Some(token) => accounts::revoke(app, token, &ctx.issuer).await?,
                 None => return Err(AuthError::InvalidArgument("token is required".into())),
             }
             json(Empty {})
@@ -309,17 +358,17 @@ async fn dispatch(
         Operation::SignOut => {
             let b: RevokeBody = body(req)?;
             match bearer(req) {
-                Some(_) => accounts::sign_out(app, &principal(app, req).await?).await?,
+                Some(_) => accounts::sign_out(app, &principal(app, ctx, req).await?).await?,
                 None => {
                     let token = required(b.token, "token")?;
-                    accounts::revoke(app, &token).await?
+                    accounts::revoke(app, &token, &ctx.issuer).await?
                 }
             }
             json(Empty {})
         }
-        Operation::CurrentUser => json(UserAnswer::from(&principal(app, req).await?.user)),
+        Operation::CurrentUser => json(UserAnswer::from(&principal(app, ctx, req).await?.user)),
         Operation::Sudo => {
-            let who = caller(app, req)?;
+            let who = caller(app, ctx, req)?;
             let b: SudoBody = body(req)?;
             let proof = match (b.password, b.verification_token) {
                 (Some(password), None) => SudoProof::Password(Password::parse(&password)?),
@@ -353,7 +402,7 @@ async fn dispatch(
                 }
             };
             let who = match bearer(req) {
-                Some(_) => Some(caller(app, req)?),
+                Some(_) => Some(caller(app, ctx, req)?),
                 None => None,
             };
             let sent =
@@ -379,7 +428,7 @@ async fn dispatch(
             })
         }
         Operation::BindContact => {
-            let who = principal(app, req).await?;
+            let who = principal(app, ctx, req).await?;
             let b: ContactBody = body(req)?;
             let request = BindContact {
                 sudo_token: SecretToken::parse(
@@ -420,7 +469,7 @@ async fn dispatch(
             })
         }
         Operation::BindProvider => {
-            let who = caller(app, req)?;
+            let who = caller(app, ctx, req)?;
             let b: ProviderTokenOnlyBody = body(req)?;
             let token = SecretToken::parse(
                 "provider_token",
@@ -436,11 +485,11 @@ async fn dispatch(
                 &required(b.provider_token, "provider_token")?,
             )?;
             json(CredentialsAnswer::from(
-                providers::sign_in_with_provider(app, token).await?,
+                providers::sign_in_with_provider(app, token, &ctx.issuer).await?,
             ))
         }
         Operation::ListProviders => {
-            let who = principal(app, req).await?;
+            let who = principal(app, ctx, req).await?;
             let data: Vec<ProviderListItem> = providers::list_providers(&who)
                 .into_iter()
                 .map(|state| ProviderListItem {
@@ -460,10 +509,21 @@ async fn dispatch(
             })
         }
         Operation::UnbindProvider => {
-            let who = principal(app, req).await?;
+            let who = principal(app, ctx, req).await?;
             let provider = ProviderId::parse(param.as_deref().unwrap_or_default())?;
             providers::unbind_provider(app, &who, provider).await?;
             json(Empty {})
         }
+        Operation::Jwks => Ok(app.access_tokens.jwks()),
+        Operation::OpenIdConfiguration => json(DiscoveryAnswer {
+            issuer: &ctx.issuer,
+            jwks_uri: format!("{}/.well-known/jwks.json", ctx.issuer),
+            token_endpoint: format!("{}/token", ctx.issuer),
+            response_types_supported: &["token"],
+            subject_types_supported: &["public"],
+            id_token_signing_alg_values_supported: app.access_tokens.algorithms(),
+            token_endpoint_auth_methods_supported: &["none"],
+            claims_supported: &["sub", "sid", "iss", "aud", "exp", "iat", "jti", "scope"],
+        }),
     }
 }

@@ -19,6 +19,10 @@ pub enum Operation {
     SignInWithProvider,
     ListProviders,
     UnbindProvider,
+    /// The public keys that verify access tokens (JWKS).
+    Jwks,
+    /// The OpenID Connect discovery document: the issuer and where its keys are.
+    OpenIdConfiguration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +109,18 @@ pub const ROUTES: &[Route] = &[
         "/auth/v1/user/provider/{provider_id}",
         Operation::UnbindProvider,
         "unbind-provider",
+    ),
+    route(
+        "GET",
+        "/auth/v1/.well-known/jwks.json",
+        Operation::Jwks,
+        "jwks",
+    ),
+    route(
+        "GET",
+        "/auth/v1/.well-known/openid-configuration",
+        Operation::OpenIdConfiguration,
+        "jwks",
     ),
 ];
 

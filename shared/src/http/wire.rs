@@ -264,3 +264,17 @@ pub struct ProviderListAnswer {
 /// `{}`: the SDK needs a JSON body even when there is nothing to say.
 #[derive(Serialize)]
 pub struct Empty {}
+
+/// The OpenID Connect discovery document (the part a JWT verifier reads: API Gateway's JWT
+/// authorizer needs `issuer` and `jwks_uri`).
+#[derive(Serialize)]
+pub struct DiscoveryAnswer<'a> {
+    pub issuer: &'a str,
+    pub jwks_uri: String,
+    pub token_endpoint: String,
+    pub response_types_supported: &'static [&'static str],
+    pub subject_types_supported: &'static [&'static str],
+    pub id_token_signing_alg_values_supported: Vec<&'static str>,
+    pub token_endpoint_auth_methods_supported: &'static [&'static str],
+    pub claims_supported: &'static [&'static str],
+}

@@ -76,6 +76,7 @@ pub async fn sign_up(
     app: &App,
     request: SignUp,
     client_ip: Option<IpAddr>,
+    issuer: &str,
 ) -> AuthResult<Credentials> {
     let now = app.clock.now();
     if let Some(password) = &request.password {
@@ -161,7 +162,7 @@ pub async fn sign_up(
         }
     }
     tracing::info!(user = change.after.id.as_str(), "account created");
-    credentials(app, &change.after.id, session_id, secret, now)
+    credentials(app, issuer, &change.after.id, session_id, secret, now)
 }
 
 pub(crate) fn taken(key: &LoginKey) -> AuthError {
@@ -178,6 +179,7 @@ pub async fn sign_in(
     login: LoginName,
     password: Password,
     client_ip: Option<IpAddr>,
+    issuer: &str,
 ) -> AuthResult<Credentials> {
     let now = app.clock.now();
     // Throttled per login name whether or not an account has it, so the limit reveals nothing;
@@ -215,7 +217,7 @@ pub async fn sign_in(
     match holder {
         Some(holder) if matched => {
             tokio::join!(by_client.give_back(app), throttle.give_back(app, &attempt));
-            start_session(app, &holder.user_id).await
+            start_session(app, issuer, &holder.user_id).await
         }
         _ => Err(AuthError::InvalidUsernameOrPassword),
     }
@@ -227,7 +229,7 @@ pub async fn sign_in(
 /// rotation (two tabs, a retry), a token gets the successor it already got; later, or older,
 /// it ends the session (its holder may be an attacker); a token the session never issued is
 /// refused and changes nothing.
-pub async fn refresh(app: &App, token: RefreshToken) -> AuthResult<Credentials> {
+pub async fn refresh(app: &App, token: RefreshToken, issuer: &str) -> AuthResult<Credentials> {
     let now = app.clock.now();
     let settings = &app.settings;
     let read = || async {
@@ -257,14 +259,14 @@ pub async fn refresh(app: &App, token: RefreshToken) -> AuthResult<Credentials> 
             )
             .await?
         {
-            return credentials(app, &session.user_id, session.id, next, now);
+            return credentials(app, issuer, &session.user_id, session.id, next, now);
         }
         // Rotated by another request since it was read: judged as a retired token below.
         session = read().await?;
     }
     match generations_behind(app, &token.secret, &session) {
         Some(1) if now - session.refreshed_at < settings.refresh_reuse_grace_secs => {
-            credentials(app, &session.user_id, session.id, next, now)
+            credentials(app, issuer, &session.user_id, session.id, next, now)
         }
         Some(behind) => {
             app.store.revoke_session(&session.id).await?;
@@ -300,7 +302,7 @@ fn generations_behind(
 
 /// Revokes the session of a refresh or access token. Unknown tokens are ignored, as RFC 7009
 /// asks, so the answer reveals nothing.
-pub async fn revoke(app: &App, token: &str) -> AuthResult<()> {
+pub async fn revoke(app: &App, token: &str, issuer: &str) -> AuthResult<()> {
     let now = app.clock.now();
     if let Ok(refresh) = RefreshToken::parse(token) {
         if let Some(session) = app.store.session(&refresh.session_id).await? {
@@ -309,7 +311,7 @@ pub async fn revoke(app: &App, token: &str) -> AuthResult<()> {
                 app.store.revoke_session(&session.id).await?;
             }
         }
-    } else if let Ok(claims) = app.access_tokens.verify(token, now) {
+    } else if let Ok(claims) = app.access_tokens.verify(token, issuer, now) {
         app.store.revoke_session(&claims.session_id).await?;
     }
     Ok(())

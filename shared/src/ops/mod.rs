@@ -52,8 +52,11 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn from_access_token(app: &App, access_token: &str) -> AuthResult<Self> {
-        let claims = app.access_tokens.verify(access_token, app.clock.now())?;
+    /// `issuer`: the issuer this request's tokens must name (see `http::RequestContext`).
+    pub fn from_access_token(app: &App, access_token: &str, issuer: &str) -> AuthResult<Self> {
+        let claims = app
+            .access_tokens
+            .verify(access_token, issuer, app.clock.now())?;
         Ok(Self { claims })
     }
 
@@ -114,11 +117,15 @@ pub struct Credentials {
     pub user_id: UserId,
 }
 
-pub(crate) async fn start_session(app: &App, user_id: &UserId) -> AuthResult<Credentials> {
+pub(crate) async fn start_session(
+    app: &App,
+    issuer: &str,
+    user_id: &UserId,
+) -> AuthResult<Credentials> {
     let now = app.clock.now();
     let (session, secret) = new_session(app, user_id, now);
     app.store.create_session(&session).await?;
-    credentials(app, user_id, session.id, secret, now)
+    credentials(app, issuer, user_id, session.id, secret, now)
 }
 
 /// A fresh session for `user_id`, and the refresh secret only its holder gets.
@@ -144,6 +151,7 @@ pub(crate) fn new_session(app: &App, user_id: &UserId, now: UnixTime) -> (Sessio
 
 pub(crate) fn credentials(
     app: &App,
+    issuer: &str,
     user_id: &UserId,
     session_id: SessionId,
     secret: SecretToken,
@@ -151,7 +159,9 @@ pub(crate) fn credentials(
 ) -> AuthResult<Credentials> {
     let ttl = app.settings.access_token_ttl_secs;
     Ok(Credentials {
-        access_token: app.access_tokens.issue(user_id, &session_id, now, ttl)?,
+        access_token: app
+            .access_tokens
+            .issue(issuer, user_id, &session_id, now, ttl)?,
         refresh_token: RefreshToken { session_id, secret },
         expires_in: ttl,
         user_id: user_id.clone(),

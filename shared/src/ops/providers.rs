@@ -190,7 +190,11 @@ async fn notify_account(app: &App, principal: &Principal, subject: &str, body: &
     notify(app, to, subject, body).await;
 }
 
-pub async fn sign_in_with_provider(app: &App, token: SecretToken) -> AuthResult<Credentials> {
+pub async fn sign_in_with_provider(
+    app: &App,
+    token: SecretToken,
+    issuer: &str,
+) -> AuthResult<Credentials> {
     let now = app.clock.now();
     let identity = hinted_identity(&token).ok_or_else(invalid_provider_token)?;
     let hash = app.secrets.token(purpose::PROVIDER, &token);
@@ -212,7 +216,7 @@ pub async fn sign_in_with_provider(app: &App, token: SecretToken) -> AuthResult<
     {
         return Err(invalid_provider_token());
     }
-    credentials(app, &holder.user_id, session.id, secret, now)
+    credentials(app, issuer, &holder.user_id, session.id, secret, now)
 }
 
 pub struct ProviderState {
