@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use test_support::fault_proxy::{Call, Fault, FaultProxy, Seen, Times};
 use test_support::server::{unique, unique_email, unique_phone, SENDER};
-use test_support::template::Template;
+use test_support::template::{strings_in, Statement, Template};
 use test_support::{aws, moto, wechat};
 
 use process::{event, FunctionProcess, Invoked};
@@ -38,6 +38,8 @@ const LOST_ANSWER: Fault = Fault::Slow(Duration::from_millis(1500));
 struct Recorder {
     env: Vec<(String, String)>,
     table: String,
+    /// The template parameter each SSM parameter of this run stands for, by its name.
+    parameters: BTreeMap<String, &'static str>,
     requests: Mutex<BTreeMap<String, Vec<Seen>>>,
 }
 
@@ -156,7 +158,7 @@ impl Recorder {
             .map(|(function, requests)| {
                 let actions = requests
                     .iter()
-                    .flat_map(|seen| actions_of(seen, &self.table))
+                    .flat_map(|seen| actions_of(seen, &self.table, &self.parameters))
                     .collect();
                 (function.clone(), actions)
             })
@@ -165,8 +167,13 @@ impl Recorder {
 }
 
 /// The IAM actions AWS authorises a request by. A `TransactWriteItems` needs the action of
-/// each of its items, on the table each names.
-fn actions_of(seen: &Seen, table: &str) -> Vec<String> {
+/// each of its items, on the table each names. An SSM read is told apart by its parameter:
+/// `ssm:GetParameter@<template parameter naming it>`, as roles grant it per parameter.
+fn actions_of(
+    seen: &Seen,
+    table: &str,
+    parameters: &BTreeMap<String, &'static str>,
+) -> Vec<String> {
     let body = || -> Value {
         serde_json::from_str(&seen.body).unwrap_or_else(|_| panic!("a JSON body: {}", seen.body))
     };
@@ -216,7 +223,12 @@ fn actions_of(seen: &Seen, table: &str) -> Vec<String> {
             };
         }
         if let Some(operation) = target.strip_prefix("AmazonSSM.") {
-            return vec![format!("ssm:{operation}")];
+            let request = body();
+            let name = request["Name"].as_str().expect("a parameter name");
+            let parameter = parameters
+                .get(name)
+                .unwrap_or_else(|| panic!("an SSM parameter this run did not make: {name}"));
+            return vec![format!("ssm:{operation}@{parameter}")];
         }
         panic!("an AWS request this check does not know: target {target}");
     }
@@ -249,7 +261,12 @@ fn actions_granted() -> BTreeMap<String, BTreeSet<String>> {
                         // from what is allowed elsewhere (SMS to phone numbers).
                         allow || s.resources().iter().any(|r| r.as_str() == Some("*"))
                     })
-                    .flat_map(|s| s.actions())
+                    .flat_map(|s| {
+                        s.actions()
+                            .into_iter()
+                            .flat_map(|action| per_parameter(&action, s))
+                            .collect::<Vec<_>>()
+                    })
                     .filter(|action| {
                         action
                             .split_once(':')
@@ -264,25 +281,57 @@ fn actions_granted() -> BTreeMap<String, BTreeSet<String>> {
         .collect()
 }
 
+/// An SSM action as granted per parameter (`ssm:GetParameter@JwtPrivateKeyParameterName`), from
+/// the `${...ParameterName}` in each resource ARN; other actions as they are.
+fn per_parameter(action: &str, statement: &Statement) -> Vec<String> {
+    if !action.starts_with("ssm:") {
+        return vec![action.to_string()];
+    }
+    let mut texts = Vec::new();
+    for resource in statement.resources() {
+        strings_in(&resource, &mut texts);
+    }
+    texts
+        .iter()
+        .filter_map(|text| {
+            let start = text.find(":parameter${")? + ":parameter${".len();
+            let name = &text[start..text[start..].find('}')? + start];
+            Some(format!("{action}@{name}"))
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_function_uses_exactly_what_its_role_grants() {
     let store = moto::fresh_store("iam").await;
     aws::verify_sender(SENDER).await;
     let wechat_origin = wechat::start().await;
     let key_parameter = format!("/iam/{}/jwt", unique("k"));
+    let verification_parameter = format!("/iam/{}/jwt-verification", unique("v"));
     let hash_parameter = format!("/iam/{}/hash", unique("h"));
     let wechat_parameter = format!("/iam/{}/wechat", unique("w"));
     aws::put_secure_parameter(&key_parameter, &aws::p256_pem()).await;
-    aws::put_secure_parameter(
-        &hash_parameter,
-        &unique("a secret hash key of some length "),
-    )
-    .await;
+    aws::put_secure_parameter(&verification_parameter, &aws::ed25519_pem()).await;
+    let hash_secret = unique("a secret hash key of some length ");
+    aws::put_secure_parameter(&hash_parameter, &hash_secret).await;
+    let parameters = BTreeMap::from([
+        (key_parameter.clone(), "JwtPrivateKeyParameterName"),
+        (
+            verification_parameter.clone(),
+            "JwtVerificationKeysParameterName",
+        ),
+        (hash_parameter.clone(), "SecretHashKeyParameterName"),
+        (wechat_parameter.clone(), "WxOpenAppSecretParameterName"),
+    ]);
     let mut env: Vec<(String, String)> = vec![
         ("AUTH_TABLE_NAME".into(), store.table().to_string()),
         ("AUTH_EMAIL_FROM".into(), SENDER.into()),
         ("AUTH_JWT_PRIVATE_KEY_PARAMETER".into(), key_parameter),
         ("AUTH_SECRET_HASH_KEY_PARAMETER".into(), hash_parameter),
+        (
+            "AUTH_JWT_VERIFICATION_KEYS_PARAMETER".into(),
+            verification_parameter,
+        ),
         ("AUTH_CODE_RESEND_INTERVAL_SECS".into(), "0".into()),
     ];
     for (name, value) in wechat::settings(&wechat_origin) {
@@ -299,6 +348,7 @@ async fn every_function_uses_exactly_what_its_role_grants() {
     let run = Recorder {
         env,
         table: store.table().to_string(),
+        parameters,
         requests: Mutex::new(BTreeMap::new()),
     };
 
