@@ -24,9 +24,12 @@ fn time_left(req: &Request) -> Duration {
 }
 
 /// Serves the routes of one function binary with the adapters `wiring` names. Missing
-/// configuration ends the start with a sentence naming the variable. The app (AWS clients, secrets from SSM) is built on the first
-/// request, once per cold start, so nothing touches the network during init; if building
-/// fails, that request answers `unavailable` and the next one tries again.
+/// configuration ends the start with a sentence naming the variable. The app (AWS clients,
+/// secrets from SSM) is built during init, before the first poll: Lambda runs init at full
+/// CPU (and with provisioned concurrency before any traffic), and every request needs it, so
+/// the first request does not wait for it. Should building fail there (SSM unreachable), the
+/// function still starts, and each request tries again until one succeeds, answering
+/// `unavailable` meanwhile.
 pub async fn serve(function: &'static str, wiring: Wiring) -> Result<(), lambda_http::Error> {
     bootstrap::init_logging();
     let settings = Settings::from_env(Runtime::Lambda).inspect_err(|e| {
@@ -43,6 +46,14 @@ pub async fn serve(function: &'static str, wiring: Wiring) -> Result<(), lambda_
         );
     }
     let app: Arc<OnceCell<App>> = Arc::new(OnceCell::new());
+    match bootstrap::build_wired(settings.clone(), wiring).await {
+        Ok(built) => {
+            let _ = app.set(built.app);
+        }
+        Err(err) => {
+            tracing::error!(function, error = %err, "building the app failed; requests will try again");
+        }
+    }
     lambda_http::run(service_fn(move |req: Request| {
         let (app, routes, settings) = (Arc::clone(&app), Arc::clone(&routes), settings.clone());
         async move {
