@@ -14,28 +14,7 @@ use tokio::sync::Barrier;
 
 const EXE: &str = env!("CARGO_BIN_EXE_local-api");
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(test_support::server::Backend::Embedded).await
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(test_support::server::Backend::Aws).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+test_support::on_both_backends!(
     simultaneous_wrong_passwords_for_one_name_are_held_to_the_free_failures_plus_one,
     simultaneous_wrong_sudo_passwords_for_one_account_are_held_to_the_free_failures_plus_one,
     a_right_password_gives_its_attempt_back,

@@ -17,28 +17,7 @@ async fn start_with(backend: Backend, settings: &[(&str, &str)]) -> Server {
     Server::start(EXE, backend, settings).await
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(test_support::server::Backend::Embedded).await
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(test_support::server::Backend::Aws).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+test_support::on_both_backends!(
     sign_up_sign_in_read_refresh_and_sign_out,
     a_retired_refresh_token_is_refused_and_ends_its_family,
     sign_in_refuses_wrong_passwords_and_unknown_accounts_alike,

@@ -337,26 +337,33 @@ impl Server {
         reply.text("verification_id")
     }
 
+    /// The messages of the outbox (embedded delivery), oldest first.
+    async fn outbox_entries(&self) -> Vec<Value> {
+        let outbox: Value = self
+            .http
+            .get(format!("{}/_dev/outbox", self.origin))
+            .send()
+            .await
+            .expect("outbox answers")
+            .json()
+            .await
+            .expect("outbox is JSON");
+        match outbox {
+            Value::Array(entries) => entries,
+            other => panic!("the outbox is not a list: {other}"),
+        }
+    }
+
     /// The newest code sent to an address, from the outbox or from what moto recorded.
     pub async fn latest_code(&self, to: &str) -> String {
         if self.outbox {
-            let outbox: Value = self
-                .http
-                .get(format!("{}/_dev/outbox", self.origin))
-                .send()
-                .await
-                .expect("outbox answers")
-                .json()
-                .await
-                .expect("outbox is JSON");
+            let outbox = self.outbox_entries().await;
             return outbox
-                .as_array()
-                .expect("outbox is a list")
                 .iter()
                 .rev()
                 .find(|m| m["to"] == to && m["code"].is_string())
                 .and_then(|m| m["code"].as_str())
-                .unwrap_or_else(|| panic!("no code to {to} in the outbox: {outbox}"))
+                .unwrap_or_else(|| panic!("no code to {to} in the outbox: {outbox:?}"))
                 .to_string();
         }
         match &self.recorder {
@@ -371,18 +378,8 @@ impl Server {
     /// oldest first.
     pub async fn messages_to(&self, to: &str) -> Vec<String> {
         if self.outbox {
-            let outbox: Value = self
-                .http
-                .get(format!("{}/_dev/outbox", self.origin))
-                .send()
-                .await
-                .expect("outbox answers")
-                .json()
-                .await
-                .expect("outbox is JSON");
+            let outbox = self.outbox_entries().await;
             return outbox
-                .as_array()
-                .expect("outbox is a list")
                 .iter()
                 .filter(|m| m["to"] == to)
                 .filter_map(|m| m["body"].as_str().map(str::to_string))
