@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use test_support::server::{e164, unique, unique_email, unique_phone, Backend, Server};
-use test_support::wechat;
+use test_support::{jwt, wechat};
 
 const EXE: &str = env!("CARGO_BIN_EXE_local-api");
 
@@ -422,8 +422,28 @@ async fn access_tokens_that_are_expired_forged_or_unsigned_are_unauthenticated(b
         }
         s
     };
-    let header_none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
+    // {"alg":"none","typ":"JWT"}
+    let header_none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
+    // Another account's identity (its `sub`, and the `sid` of its live session, as the
+    // session must belong to the `sub`), valid for an hour, re-encoded into this token's payload, under the
+    // original header (its `kid` is the server's) and the original signature: the token
+    // decodes and names a live session, so only the signature check refuses it.
+    let other = server.new_account().await;
+    let theirs = jwt::decode_part(jwt::parts(&other.access_token).1);
+    let mut claims = jwt::decode_part(parts[1]);
+    assert_eq!(claims["sub"], account.sub.as_str());
+    claims["sub"] = theirs["sub"].clone();
+    claims["sid"] = theirs["sid"].clone();
+    // Unexpired whatever the time taken (the tokens here live 1 s).
+    claims["exp"] = json!(theirs["exp"].as_i64().unwrap() + 3600);
+    let resigned_for_other = jwt::with_payload(&account.access_token, &claims);
+    assert_eq!(
+        jwt::decode_part(jwt::parts(&resigned_for_other).0),
+        jwt::decode_part(parts[0]),
+        "the header, kid included, is the server's own"
+    );
     let bad_tokens = [
+        resigned_for_other,
         format!("{}.{}.{}", parts[0], forged_payload, parts[2]),
         format!("{header_none}.{}.", parts[1]),
         format!("{}.{}.", parts[0], parts[1]),

@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod fault_proxy;
+pub mod jwt;
 pub mod moto;
 pub mod node;
 pub mod provision;
