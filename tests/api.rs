@@ -1503,6 +1503,18 @@ async fn signing_key_and_wechat_secret_load_from_ssm_parameters() {
         .call("GET", "/auth/v1/user/me", Some(&account.access_token), None)
         .await;
     me.assert_ok();
+    // The access token is signed with the key put in SSM, and named after it.
+    let public_key = jwt::ed25519_public_key(&pem);
+    let header = jwt::decode_part(jwt::parts(&account.access_token).0);
+    assert_eq!(
+        header["kid"],
+        jwt::kid_of(&public_key).as_str(),
+        "the access token names another key than the one in SSM: {header}"
+    );
+    assert!(
+        jwt::signed_by(&account.access_token, &public_key),
+        "the access token is not signed with the key in SSM"
+    );
     // The WeChat secret from SSM is the one the fake accepts.
     provider_token(&server, &format!("ok:{}", unique("wx")))
         .await
