@@ -598,7 +598,7 @@ async fn refresh_replaces_the_token_or_keeps_the_old_one_working_under_faults() 
         assert_eq!(session_pk(&next), session, "{case}: a new session");
         let after = state(s).await;
         // The session rotated, and nothing else changed.
-        diff(&before, &after).assert_exactly(&rig, &case, &[], &[], &[session.clone()]);
+        diff(&before, &after).assert_exactly(&rig, &case, &[], &[], std::slice::from_ref(&session));
         let stored = after[&session].clone();
         assert_eq!(stored["revoked"], false, "{case}: the session was revoked");
         assert_ne!(
@@ -635,7 +635,7 @@ async fn sign_out_revokes_the_session_or_leaves_it_alive_under_faults() {
         reply.assert_ok();
         let after = state(s).await;
         // This session ended, and nothing else changed (the account's other sessions live).
-        diff(&before, &after).assert_exactly(&rig, &case, &[], &[], &[session.clone()]);
+        diff(&before, &after).assert_exactly(&rig, &case, &[], &[], std::slice::from_ref(&session));
         assert_eq!(after[&session]["revoked"], true, "{case}");
         me(s, &access_token)
             .await
@@ -974,7 +974,7 @@ async fn binding_a_provider_happens_fully_or_not_at_all_under_faults() {
             diff(&before, &items).assert_exactly(
                 &rig,
                 &case,
-                &[key.clone()],
+                std::slice::from_ref(&key),
                 &[],
                 &[
                     format!("USER#{}", account.sub),
