@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use test_support::server::{e164, unique, unique_email, unique_phone, Backend, Server};
-use test_support::wechat;
+use test_support::{jwt, wechat};
 
 const EXE: &str = env!("CARGO_BIN_EXE_local-api");
 
@@ -401,8 +401,28 @@ async fn access_tokens_that_are_expired_forged_or_unsigned_are_unauthenticated(b
         }
         s
     };
-    let header_none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
+    // {"alg":"none","typ":"JWT"}
+    let header_none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
+    // Another account's identity (its `sub`, and the `sid` of its live session, as the
+    // session must belong to the `sub`), valid for an hour, re-encoded into this token's payload, under the
+    // original header (its `kid` is the server's) and the original signature: the token
+    // decodes and names a live session, so only the signature check refuses it.
+    let other = server.new_account().await;
+    let theirs = jwt::decode_part(jwt::parts(&other.access_token).1);
+    let mut claims = jwt::decode_part(parts[1]);
+    assert_eq!(claims["sub"], account.sub.as_str());
+    claims["sub"] = theirs["sub"].clone();
+    claims["sid"] = theirs["sid"].clone();
+    // Unexpired whatever the time taken (the tokens here live 1 s).
+    claims["exp"] = json!(theirs["exp"].as_i64().unwrap() + 3600);
+    let resigned_for_other = jwt::with_payload(&account.access_token, &claims);
+    assert_eq!(
+        jwt::decode_part(jwt::parts(&resigned_for_other).0),
+        jwt::decode_part(parts[0]),
+        "the header, kid included, is the server's own"
+    );
     let bad_tokens = [
+        resigned_for_other,
         format!("{}.{}.{}", parts[0], forged_payload, parts[2]),
         format!("{header_none}.{}.", parts[1]),
         format!("{}.{}.", parts[0], parts[1]),
@@ -1146,7 +1166,9 @@ async fn concurrent_binds_of_one_address_never_both_win(backend: Backend) {
         ],
     )
     .await;
-    let rounds = if backend == Backend::Aws { 8 } else { 12 };
+    let rounds = 12;
+    // Rounds won by the request sent first and by the one sent second.
+    let mut wins = [0usize; 2];
     for _ in 0..rounds {
         let alice = server.new_account().await;
         let bob = server.new_account().await;
@@ -1172,6 +1194,7 @@ async fn concurrent_binds_of_one_address_never_both_win(backend: Backend) {
         assert_eq!(winners, 1, "answers: {} / {}", a.body, b.body);
         let loser = if a.status == 200 { &b } else { &a };
         loser.assert_error(409, "already_exists");
+        wins[usize::from(b.status == 200)] += 1;
         let winner = if a.status == 200 { &alice } else { &bob };
         let other = if a.status == 200 { &bob } else { &alice };
         let signin = server
@@ -1190,6 +1213,14 @@ async fn concurrent_binds_of_one_address_never_both_win(backend: Backend) {
             "the loser must not hold the address"
         );
     }
+    // Either request may win: they were in flight together, so the binds were raced (a side
+    // that won every round would mean the second only started once the first was done).
+    eprintln!("{backend:?}: bind wins (first, second): {wins:?}");
+    assert_eq!(wins[0] + wins[1], rounds, "{wins:?}");
+    assert!(
+        wins[0] > 0 && wins[1] > 0,
+        "{backend:?}: one side won every round, so the binds never overlapped: {wins:?}"
+    );
 }
 
 async fn wechat_server(backend: Backend) -> Server {
@@ -1462,6 +1493,18 @@ async fn signing_key_and_wechat_secret_load_from_ssm_parameters() {
         .call("GET", "/auth/v1/user/me", Some(&account.access_token), None)
         .await;
     me.assert_ok();
+    // The access token is signed with the key put in SSM, and named after it.
+    let public_key = jwt::ed25519_public_key(&pem);
+    let header = jwt::decode_part(jwt::parts(&account.access_token).0);
+    assert_eq!(
+        header["kid"],
+        jwt::kid_of(&public_key).as_str(),
+        "the access token names another key than the one in SSM: {header}"
+    );
+    assert!(
+        jwt::signed_by(&account.access_token, &public_key),
+        "the access token is not signed with the key in SSM"
+    );
     // The WeChat secret from SSM is the one the fake accepts.
     provider_token(&server, &format!("ok:{}", unique("wx")))
         .await

@@ -118,6 +118,16 @@ impl Rig {
                 self.log()
             );
         }
+        if !case.needed {
+            // The operation succeeds without this call: whatever happens to it, success.
+            assert_eq!(
+                reply.status,
+                200,
+                "{case}: the operation does not need this call, yet it answered {}\n{}",
+                reply.body,
+                self.log()
+            );
+        }
         let never_through = case.times == Times::Always || !case.fault.transient();
         if never_through && case.needed && !case.fault.forwards() {
             assert_eq!(
@@ -277,6 +287,34 @@ impl Diff {
         );
     }
 
+    /// Asserts that the change is exactly this: these items added, removed and changed, and
+    /// nothing else anywhere in the table.
+    #[track_caller]
+    fn assert_exactly(
+        &self,
+        rig: &Rig,
+        case: &Case,
+        added: &[String],
+        removed: &[String],
+        changed: &[String],
+    ) {
+        let sorted = |items: &[String]| {
+            let mut items = items.to_vec();
+            items.sort();
+            items
+        };
+        assert_eq!(
+            (
+                sorted(&self.added),
+                sorted(&self.removed),
+                sorted(&self.changed)
+            ),
+            (sorted(added), sorted(removed), sorted(changed)),
+            "{case}: the table changed otherwise than by (added, removed, changed) as expected\n{}",
+            rig.log()
+        );
+    }
+
     fn added_with(&self, prefix: &str) -> Vec<&String> {
         self.added
             .iter()
@@ -293,6 +331,23 @@ fn provider_tokens_spent(items: &BTreeMap<String, Value>, name: &str) -> bool {
         .filter(|(pk, item)| pk.starts_with("PTOKEN#") && item["subject"] == subject.as_str())
         .peekable();
     tokens.peek().is_some() && tokens.all(|(_, item)| item["used"] == true)
+}
+
+/// The `pk` of the one item under `prefix` whose `field` is `value`; fails unless there is
+/// exactly one, so that what is said of it is never said of nothing.
+#[track_caller]
+fn the_one(items: &BTreeMap<String, Value>, prefix: &str, field: &str, value: &str) -> String {
+    let matching: Vec<&String> = items
+        .iter()
+        .filter(|(pk, item)| pk.starts_with(prefix) && item[field] == value)
+        .map(|(pk, _)| pk)
+        .collect();
+    assert_eq!(
+        matching.len(),
+        1,
+        "expected exactly one {prefix} item with {field} {value}: {matching:?}"
+    );
+    matching[0].clone()
 }
 
 /// The `pk` of the session a refresh token belongs to (`<session id>.<secret>`).
@@ -461,9 +516,21 @@ async fn sign_up_creates_the_whole_account_or_nothing_under_faults() {
                 reply = s.post("/auth/v1/signup", request).await;
             }
             assert_credentials_for(&reply, None);
+            // The account, its login key and its session: nothing else.
+            let sub = reply.text("sub");
+            diff(&before, &state(s).await).assert_exactly(
+                &rig,
+                &case,
+                &[
+                    format!("USER#{sub}"),
+                    format!("LOGIN#username#{username}"),
+                    session_pk(&reply.text("refresh_token")),
+                ],
+                &[],
+                &[],
+            );
             assert_signed_in(s, &reply).await;
             let items = state(s).await;
-            let sub = reply.text("sub");
             assert_eq!(
                 logins_of(&items, &sub),
                 vec![format!("LOGIN#username#{username}")],
@@ -529,7 +596,10 @@ async fn refresh_replaces_the_token_or_keeps_the_old_one_working_under_faults() 
         assert_credentials_for(&reply, Some(&account.sub));
         let next = reply.text("refresh_token");
         assert_eq!(session_pk(&next), session, "{case}: a new session");
-        let stored = state(s).await[&session].clone();
+        let after = state(s).await;
+        // The session rotated, and nothing else changed.
+        diff(&before, &after).assert_exactly(&rig, &case, &[], &[], std::slice::from_ref(&session));
+        let stored = after[&session].clone();
         assert_eq!(stored["revoked"], false, "{case}: the session was revoked");
         assert_ne!(
             stored["refresh_hash"], before[&session]["refresh_hash"],
@@ -563,7 +633,10 @@ async fn sign_out_revokes_the_session_or_leaves_it_alive_under_faults() {
             reply = sign_out().await;
         }
         reply.assert_ok();
-        assert_eq!(state(s).await[&session]["revoked"], true, "{case}");
+        let after = state(s).await;
+        // This session ended, and nothing else changed (the account's other sessions live).
+        diff(&before, &after).assert_exactly(&rig, &case, &[], &[], std::slice::from_ref(&session));
+        assert_eq!(after[&session]["revoked"], true, "{case}");
         me(s, &access_token)
             .await
             .assert_error(401, "unauthenticated");
@@ -788,6 +861,20 @@ async fn binding_an_email_happens_fully_or_not_at_all_under_faults() {
         }
         reply.assert_ok();
         let items = state(s).await;
+        // Exactly one verification token was earned for the address, and it is spent.
+        let token_pk = the_one(&items, "VTOKEN#", "address", &email);
+        assert_eq!(
+            items[&token_pk]["used"], true,
+            "{case}: the verification token was not spent"
+        );
+        // The account, its new and old login keys and the token: nothing else.
+        diff(&before, &items).assert_exactly(
+            &rig,
+            &case,
+            &[format!("LOGIN#email#{email}")],
+            &[format!("LOGIN#email#{old}")],
+            &[format!("USER#{}", account.sub), token_pk],
+        );
         let user = &items[&format!("USER#{}", account.sub)];
         assert_eq!(user["email"], email, "{case}");
         let mut logins = logins_of(&items, &account.sub);
@@ -805,11 +892,6 @@ async fn binding_an_email_happens_fully_or_not_at_all_under_faults() {
             !items.contains_key(&format!("LOGIN#email#{old}")),
             "{case}: the old address was not released"
         );
-        let spent = items
-            .iter()
-            .filter(|(pk, item)| pk.starts_with("VTOKEN#") && item["address"] == email)
-            .all(|(_, item)| item["used"] == true);
-        assert!(spent, "{case}: the verification token was not spent");
         *bound.lock().unwrap() = email;
     })
     .await;
@@ -887,6 +969,18 @@ async fn binding_a_provider_happens_fully_or_not_at_all_under_faults() {
             reply.assert_ok();
             let items = state(s).await;
             let key = format!("LOGIN#provider#wx_open#unionid-{name}");
+            // The login key added, the account and the provider token changed: nothing else.
+            let subject = format!("unionid-{name}");
+            diff(&before, &items).assert_exactly(
+                &rig,
+                &case,
+                std::slice::from_ref(&key),
+                &[],
+                &[
+                    format!("USER#{}", account.sub),
+                    the_one(&items, "PTOKEN#", "subject", &subject),
+                ],
+            );
             assert_eq!(items[&key]["user_id"], account.sub.as_str(), "{case}");
             let user = &items[&format!("USER#{}", account.sub)];
             assert_eq!(
@@ -946,8 +1040,26 @@ async fn sign_in_with_a_provider_starts_a_session_or_is_unavailable_under_faults
             reply = sign_in().await;
         }
         assert_credentials_for(&reply, Some(&account.sub));
-        assert_signed_in(s, &reply).await;
         let items = state(s).await;
+        // A session started and this provider token spent: nothing else.
+        let token_pk = diff(&before, &items)
+            .changed
+            .into_iter()
+            .find(|pk| pk.starts_with("PTOKEN#"))
+            .unwrap_or_else(|| panic!("{case}: no provider token was spent"));
+        assert_eq!(
+            items[&token_pk]["subject"],
+            format!("unionid-{name}"),
+            "{case}"
+        );
+        diff(&before, &items).assert_exactly(
+            &rig,
+            &case,
+            &[session_pk(&reply.text("refresh_token"))],
+            &[],
+            &[token_pk],
+        );
+        assert_signed_in(s, &reply).await;
         assert!(
             provider_tokens_spent(&items, name),
             "{case}: the provider token was not spent"

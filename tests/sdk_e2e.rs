@@ -31,7 +31,7 @@ async fn run_sdk_suite(backend: Backend) {
     node::run(
         &dir,
         &env,
-        10,
+        11,
         &server,
         &format!("the SDK suite on {backend:?}"),
     )

@@ -1504,7 +1504,22 @@ async fn a_cooldown_allows_one_event_until_it_ends(store: &dyn Store) {
 // ---------------------------------------------------------------------------------------------
 // Races, against DynamoDB only
 
-const ROUNDS: usize = 20;
+const ROUNDS: usize = 30;
+
+/// Asserts that across the rounds each side of the race won at least once. moto handles one
+/// request at a time (`tests/support/serial_moto.py`), so a race is only run when both
+/// requests are in flight together and either may reach moto first: a side that always won
+/// would mean the two never overlapped (the second only started once the first was done), and
+/// nothing was raced at all.
+#[track_caller]
+fn assert_both_sides_won(wins: [usize; 2]) {
+    eprintln!("race wins (first, second): {wins:?}");
+    assert_eq!(wins[0] + wins[1], ROUNDS, "one winner per round: {wins:?}");
+    assert!(
+        wins[0] > 0 && wins[1] > 0,
+        "one side won every round, so the two writes never overlapped: {wins:?}"
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_two_accounts_racing_for_one_email_get_exactly_one_winner() {
@@ -1549,13 +1564,14 @@ async fn dynamodb_two_accounts_racing_for_one_email_get_exactly_one_winner() {
         assert!(token_used(store, &winner.token).await, "round {round}");
         assert!(!token_used(store, &loser.token).await, "round {round}");
     }
-    eprintln!("race wins (first, second): {wins:?}");
+    assert_both_sides_won(wins);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_a_verification_raced_twice_redeems_once() {
     let store = test_support::moto::fresh_store("race_to_redeem").await;
     let store: &dyn Store = &store;
+    let mut wins = [0usize; 2];
     for round in 0..ROUNDS {
         let address = Address::Email(new_email());
         let verification = new_verification(&address, now() + 600);
@@ -1567,6 +1583,7 @@ async fn dynamodb_a_verification_raced_twice_redeems_once() {
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert!(a ^ b, "round {round}: redeemed {a} and {b}");
+        wins[usize::from(b)] += 1;
         assert_eq!(
             store
                 .verification_token(&first.hash)
@@ -1586,6 +1603,7 @@ async fn dynamodb_a_verification_raced_twice_redeems_once() {
             "round {round}"
         );
     }
+    assert_both_sides_won(wins);
 }
 
 // ---------------------------------------------------------------------------------------------

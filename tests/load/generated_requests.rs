@@ -9,6 +9,13 @@
 //!
 //! `LOAD_REQUESTS` (100000), `LOAD_CONCURRENCY` (16), `LOAD_SECONDS` (300, the bound on the
 //! whole run) and `LOAD_SEED` change the run.
+//!
+//! All requests come from one address, so the per-client limits (and the per-address and
+//! SMS budgets) are raised far beyond the run, and the generated values include real
+//! secrets (sudo, verification, provider and refresh tokens, verification ids and their
+//! codes, the addresses they are for) and WeChat codes the fake accepts, as the property
+//! tests do: the requests reach the operations' deep paths, not only the limits. The run
+//! checks that they did: most answers of every operation are something else than a 429.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,10 +25,38 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use shared::http::routes::{Route, ROUTES};
 use test_support::server::{Backend, Server};
+use test_support::wechat;
 
 const EXE: &str = env!("CARGO_BIN_EXE_local-api");
 const PASSWORD: &str = "correct horse battery";
 const ACCOUNTS: usize = 8;
+/// Addresses with a live code (whose verification id and code the requests may send).
+const CODES: usize = 8;
+/// Far beyond the run: no limit stops it (`LIMITS`).
+const UNLIMITED: &str = "100000000";
+/// The limits that would otherwise answer most requests of this one client with a 429.
+const LIMITS: &[&str] = &[
+    "AUTH_CODE_SENDS_PER_IP_PER_HOUR",
+    "AUTH_VERIFY_ATTEMPTS_PER_IP_PER_HOUR",
+    "AUTH_PROVIDER_GRANTS_PER_IP_PER_HOUR",
+    "AUTH_SIGNIN_FAILURES_PER_IP_PER_HOUR",
+    "AUTH_SIGNUPS_PER_IP_PER_HOUR",
+    "AUTH_SMS_SENDS_PER_HOUR",
+    "AUTH_CODE_SENDS_PER_ADDRESS_PER_HOUR",
+    // Per sign-in name and per account: the few names the requests use would stay locked.
+    "AUTH_PASSWORD_FREE_FAILURES",
+];
+/// Operations that succeed only with a real secret or a code WeChat accepts: each must
+/// succeed at least once, or the seeded secrets never reached it.
+const DEEP: &[&str] = &[
+    "POST /auth/v1/token",
+    "POST /auth/v1/verification",
+    "POST /auth/v1/verification/verify",
+    "POST /auth/v1/provider/token",
+    "POST /auth/v1/user/provider/bind",
+];
+/// No operation may answer more than this share of its requests with a 429.
+const MAX_LIMITED_PERCENT: u64 = 20;
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -86,11 +121,40 @@ impl Rng {
 struct Pool {
     usernames: Vec<String>,
     tokens: Mutex<Vec<String>>,
+    seeded: Seeded,
+}
+
+/// Real secrets, made before the run through the API itself.
+struct Seeded {
+    /// A sudo token of each pool account's first session.
+    sudo_tokens: Vec<String>,
+    /// Verification tokens, each with the address it was earned for.
+    verification_tokens: Vec<(String, String)>,
+    /// Verification ids with the (still unused) code sent for each.
+    codes: Vec<(String, String)>,
+    provider_tokens: Vec<String>,
+    refresh_tokens: Vec<String>,
+}
+
+impl Seeded {
+    fn all(&self) -> Vec<String> {
+        let mut all = self.sudo_tokens.clone();
+        for (token, address) in &self.verification_tokens {
+            all.extend([token.clone(), address.clone()]);
+        }
+        for (id, code) in &self.codes {
+            all.extend([id.clone(), code.clone()]);
+        }
+        all.extend(self.provider_tokens.iter().cloned());
+        all.extend(self.refresh_tokens.iter().cloned());
+        all
+    }
 }
 
 /// A string a field may hold, valid or not.
 fn string_value(rng: &mut Rng, pool: &Pool, n: u64) -> String {
-    match rng.below(17) {
+    match rng.below(19) {
+        17 | 18 => rng.pick(&pool.seeded.all()).clone(),
         0 => rng.pick(&pool.usernames).clone(),
         1 => format!("load{n}"),
         2 => format!("user{}@example.com", rng.below(50)),
@@ -145,6 +209,12 @@ fn value(rng: &mut Rng, pool: &Pool, n: u64, depth: u32) -> Value {
 
 /// The fields of the body of a route, with a well-formed value for each.
 fn valid_body(route: &Route, rng: &mut Rng, pool: &Pool, n: u64) -> Value {
+    // Half the time the real thing: a secret that exists, and the address it belongs to.
+    if rng.chance(50) {
+        if let Some(body) = seeded_body(route, rng, pool, n) {
+            return body;
+        }
+    }
     let token = || format!("{}{}", "t".repeat(10), n);
     match route.path {
         // Hashing a password costs tens of milliseconds: few new accounts.
@@ -200,6 +270,47 @@ fn valid_body(route: &Route, rng: &mut Rng, pool: &Pool, n: u64) -> Value {
         }
         _ => json!({}),
     }
+}
+
+/// A well-formed body of the route made of the seeded secrets, where the route takes any.
+fn seeded_body(route: &Route, rng: &mut Rng, pool: &Pool, n: u64) -> Option<Value> {
+    let seeded = &pool.seeded;
+    let (verification_token, address) = rng.pick(&seeded.verification_tokens).clone();
+    let sudo_token = rng.pick(&seeded.sudo_tokens).clone();
+    let provider_token = rng.pick(&seeded.provider_tokens).clone();
+    Some(match route.path {
+        "/auth/v1/signup" => {
+            json!({"email": address, "verification_token": verification_token, "password": PASSWORD})
+        }
+        "/auth/v1/token" => {
+            json!({"grant_type": "refresh_token", "refresh_token": rng.pick(&seeded.refresh_tokens)})
+        }
+        "/auth/v1/user/sudo" => json!({"verification_token": verification_token}),
+        "/auth/v1/verification" => {
+            json!({"email": address, "target": rng.pick(&["ANY", "USER", "NOT_USER", "CUR_USER"])})
+        }
+        "/auth/v1/verification/verify" => {
+            // The id with its own code, or with another's.
+            let (id, code) = rng.pick(&seeded.codes).clone();
+            let code = if rng.chance(50) {
+                code
+            } else {
+                rng.pick(&seeded.codes).1.clone()
+            };
+            json!({"verification_id": id, "verification_code": code})
+        }
+        "/auth/v1/user/contact" => {
+            json!({"sudo_token": sudo_token, "verification_token": verification_token, "email": address})
+        }
+        // The WeChat fake grants codes `ok:<name>`.
+        "/auth/v1/provider/token" => {
+            json!({"provider_id": "wx_open", "provider_code": format!("ok:load{}", n % 64)})
+        }
+        "/auth/v1/user/provider/bind" | "/auth/v1/signin/with/provider" => {
+            json!({"provider_token": provider_token})
+        }
+        _ => return None,
+    })
 }
 
 /// One generated request: method, path, whether it carries a pool token, headers, body.
@@ -398,7 +509,13 @@ async fn a_hundred_thousand_generated_requests_get_no_5xx_and_the_server_keeps_s
     let concurrency = setting("LOAD_CONCURRENCY", 16);
     let bound = Duration::from_secs(setting("LOAD_SECONDS", 300));
     let seed = setting("LOAD_SEED", 0x5eed);
-    let server = Server::start(EXE, Backend::Embedded, &[("RUST_LOG", "warn")]).await;
+    let fake = wechat::start().await;
+    let mut settings = wechat::settings(&fake);
+    settings.push(("RUST_LOG", "warn".to_string()));
+    settings.push(("AUTH_CODE_RESEND_INTERVAL_SECS", "0".to_string()));
+    settings.extend(LIMITS.iter().map(|name| (*name, UNLIMITED.to_string())));
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start(EXE, Backend::Embedded, &pairs).await;
     let origin = server.origin.clone();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -408,6 +525,13 @@ async fn a_hundred_thousand_generated_requests_get_no_5xx_and_the_server_keeps_s
 
     let usernames: Vec<String> = (0..ACCOUNTS).map(|i| format!("loadowner{i}")).collect();
     let mut tokens = Vec::new();
+    let mut seeded = Seeded {
+        sudo_tokens: Vec::new(),
+        verification_tokens: Vec::new(),
+        codes: Vec::new(),
+        provider_tokens: Vec::new(),
+        refresh_tokens: Vec::new(),
+    };
     for name in &usernames {
         let reply = server
             .post(
@@ -415,11 +539,50 @@ async fn a_hundred_thousand_generated_requests_get_no_5xx_and_the_server_keeps_s
                 json!({"username": name, "password": PASSWORD}),
             )
             .await;
-        tokens.push(reply.text("access_token"));
+        let access = reply.text("access_token");
+        seeded.refresh_tokens.push(reply.text("refresh_token"));
+        let sudo = server
+            .call(
+                "POST",
+                "/auth/v1/user/sudo",
+                Some(&access),
+                Some(json!({"password": PASSWORD})),
+            )
+            .await;
+        seeded.sudo_tokens.push(sudo.text("sudo_token"));
+        tokens.push(access);
+    }
+    for i in 0..2 * CODES {
+        let email = format!("seeded{i}@example.com");
+        let id = server.send_code("email", &email).await;
+        let code = server.latest_code(&email).await;
+        if i < CODES {
+            seeded.codes.push((id, code));
+        } else {
+            let verified = server
+                .post(
+                    "/auth/v1/verification/verify",
+                    json!({"verification_id": id, "verification_code": code}),
+                )
+                .await;
+            seeded
+                .verification_tokens
+                .push((verified.text("verification_token"), email));
+        }
+    }
+    for i in 0..ACCOUNTS {
+        let grant = server
+            .post(
+                "/auth/v1/provider/token",
+                json!({"provider_id": "wx_open", "provider_code": format!("ok:seeded{i}")}),
+            )
+            .await;
+        seeded.provider_tokens.push(grant.text("provider_token"));
     }
     let pool = Arc::new(Pool {
         usernames,
         tokens: Mutex::new(tokens),
+        seeded,
     });
 
     let next = Arc::new(AtomicU64::new(0));
@@ -519,7 +682,39 @@ async fn a_hundred_thousand_generated_requests_get_no_5xx_and_the_server_keeps_s
     for ((label, status), count) in &tally.by_route {
         eprintln!("  {count:>7}  {status}  {label}");
     }
+    // Every operation got past the limits: few 429s, and answers of every other kind.
+    let mut limited = Vec::new();
+    eprintln!("  per operation: requests, 429s, other answers");
+    for route in ROUTES {
+        let label = format!("{} {}", route.method, route.path);
+        let (mut all, mut throttled) = (0u64, 0u64);
+        for ((l, status), count) in &tally.by_route {
+            if *l == label {
+                all += count;
+                if *status == 429 {
+                    throttled += count;
+                }
+            }
+        }
+        eprintln!("  {all:>7} {throttled:>7} {:>7}  {label}", all - throttled);
+        if all == 0 || throttled * 100 > all * MAX_LIMITED_PERCENT {
+            limited.push(format!("{label}: {throttled} of {all} answered 429"));
+        }
+    }
+    let shallow: Vec<&str> = DEEP
+        .iter()
+        .copied()
+        .filter(|label| !tally.by_route.contains_key(&(label.to_string(), 200)))
+        .collect();
 
+    if !tally.violations.is_empty() {
+        let output = server.output();
+        let lines: Vec<&str> = output.lines().collect();
+        eprintln!(
+            "the server's last output:\n{}",
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        );
+    }
     assert!(
         tally.violations.is_empty(),
         "{} answers broke the contract, the first ones:\n{}",
@@ -535,6 +730,16 @@ async fn a_hundred_thousand_generated_requests_get_no_5xx_and_the_server_keeps_s
     assert_eq!(
         sent, total,
         "only {sent} of {total} requests went out within {bound:?}"
+    );
+    assert!(
+        limited.is_empty(),
+        "operations whose requests mostly stopped at a limit (more than {MAX_LIMITED_PERCENT}% 429s), \
+         so their deep paths went untested:\n{}",
+        limited.join("\n")
+    );
+    assert!(
+        shallow.is_empty(),
+        "never a success, so the seeded secrets never reached them: {shallow:?}"
     );
     let panics: Vec<String> = server
         .logs()

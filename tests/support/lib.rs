@@ -3,6 +3,8 @@
 
 pub mod aws;
 pub mod fault_proxy;
+pub mod jwt;
+pub mod logscan;
 pub mod moto;
 pub mod node;
 pub mod provision;
