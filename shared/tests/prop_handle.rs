@@ -514,7 +514,11 @@ fn generated_requests_never_get_a_5xx_and_always_a_json_answer_in_the_contracts_
 fn reads_a_body(operation: Operation) -> bool {
     !matches!(
         operation,
-        Operation::CurrentUser | Operation::ListProviders | Operation::UnbindProvider
+        Operation::CurrentUser
+            | Operation::ListProviders
+            | Operation::UnbindProvider
+            | Operation::Jwks
+            | Operation::OpenIdConfiguration
     )
 }
 
