@@ -392,7 +392,7 @@ proptest! {
         // Whatever the plan, E.164 has at most 15 digits, and no plan has numbers of 3.
         let digits = "5".repeat(len);
         let total = cc.len() + len;
-        if total > 15 || total < 4 {
+        if !(4..=15).contains(&total) {
             let raw = format!("+{cc} {digits}");
             prop_assert!(PhoneNumber::parse(&raw, "86").is_err(), "{:?} was accepted", raw);
         }
