@@ -283,7 +283,7 @@ proptest! {
 
     #[test]
     fn phone_parse_never_panics_and_its_forms_are_consistent(
-        raw in prop_oneof![text(), phone_spelling()],
+        raw in prop_oneof![text(), phone_spelling(), "\\+?[1-9][0-9]{2,16}"],
         cc in prop_oneof![
             "[1-9][0-9]{0,2}",
             prop::sample::select(PLANS.iter().map(|p| p.cc).collect::<Vec<_>>()).prop_map(String::from),

@@ -258,12 +258,21 @@ mod plan {
             },
         }
         .ok()?;
-        if parsed.extension().is_some() || !phonenumber::is_valid(&parsed) {
+        let (code, national) = valid_parts(&parsed)?;
+        // The E.164 form must read back as the same number: for a few mangled inputs
+        // (`+7 888 ...`) the parser strips more prefix digits than it would from the number
+        // it answers, which then is no number. Those are refused, not stored.
+        let again = phonenumber::parse(None, format!("+{code}{national}")).ok()?;
+        (valid_parts(&again)? == (code.clone(), national.clone())).then_some((code, national))
+    }
+
+    fn valid_parts(number: &phonenumber::PhoneNumber) -> Option<(String, String)> {
+        if number.extension().is_some() || !phonenumber::is_valid(number) {
             return None;
         }
         Some((
-            parsed.code().value().to_string(),
-            parsed.national().to_string(),
+            number.code().value().to_string(),
+            number.national().to_string(),
         ))
     }
 
@@ -514,6 +523,14 @@ mod tests {
                 "{raw:?} was accepted"
             );
         }
+    }
+
+    #[test]
+    fn a_number_is_accepted_only_if_its_e164_form_reads_back_as_itself() {
+        // The parser reads `+7 888 169853018` as +7 8169853018 (taking `88` for a trunk
+        // prefix), which read again is no number: refused rather than stored.
+        assert!(PhoneNumber::parse("+7888169853018", "86").is_err());
+        assert!(PhoneNumber::parse("+7 816 985 3018", "86").is_err());
     }
 
     #[test]
