@@ -1,14 +1,13 @@
-//! The numbering plans cost about a tenth of a second to load (libphonenumber's metadata,
-//! every pattern's syntax checked), so a process loads them on the first phone number it
+//! The numbering plans cost a few milliseconds to load (libphonenumber's metadata), so a
+//! process loads them on the first phone number it
 //! parses and never for anything else: email addresses, stored numbers read back from a
 //! record, and numbers refused on their shape alone. One test in a process of its own, as the
 //! plans, once loaded, stay loaded.
 
-use once_cell::sync::Lazy;
 use shared::domain::{Address, AddressKind, Email, PhoneNumber};
 
 fn plans_loaded() -> bool {
-    Lazy::get(&phonenumber::metadata::DATABASE).is_some()
+    PhoneNumber::plans_loaded()
 }
 
 #[test]
