@@ -1119,7 +1119,7 @@ fn tables(args: &Args, results: &Results, functions: &[&'static str]) -> Vec<Tab
         ]);
     }
     t.note("time from the emulator handing out the event (answer to GET /invocation/next) to the function's POST /invocation/{id}/response fully received; 10 unrecorded requests first");
-    t.note("each function process has its own embedded store, so each gets a request it can answer alone; 'valid token of an unknown session' is an Ed25519 access token signed with the functions' key for a session no process has");
+    t.note("each function process has its own embedded store, so each gets a request it can answer alone; 'valid token of an unknown session' is an ES256 access token signed with the functions' key for a session no process has");
     tables.push(t);
 
     if let Some(dynamo) = &results.dynamo {

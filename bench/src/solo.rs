@@ -93,7 +93,7 @@ pub const SOLO: &[Solo] = &[
     },
     Solo {
         function: "user-me",
-        request: "GET /user/me, valid Ed25519 token of an unknown session: signature check, session+account lookup",
+        request: "GET /user/me, valid ES256 token of an unknown session: signature check, session+account lookup",
         hashing: false,
         make: |c, i| {
             event(
