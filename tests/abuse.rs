@@ -265,15 +265,6 @@ async fn sign_ups_are_limited_per_client(backend: Backend) {
     .assert_ok();
 }
 
-async fn refresh(server: &Server, refresh_token: &str) -> Reply {
-    server
-        .post(
-            "/auth/v1/token",
-            json!({"grant_type": "refresh_token", "refresh_token": refresh_token}),
-        )
-        .await
-}
-
 async fn a_made_up_refresh_secret_for_a_known_session_changes_nothing(backend: Backend) {
     let server = start(backend, &[]).await;
     let victim = server.new_account().await;
@@ -287,14 +278,16 @@ async fn a_made_up_refresh_secret_for_a_known_session_changes_nothing(backend: B
         "x",
         &unique("guess"),
     ] {
-        refresh(&server, &format!("{session}.{guess}"))
+        server
+            .refresh(&format!("{session}.{guess}"))
             .await
             .assert_error(400, "invalid_grant");
     }
     // The victim's session goes on.
-    let rotated = refresh(&server, &victim.refresh_token).await;
+    let rotated = server.refresh(&victim.refresh_token).await;
     rotated.assert_ok();
-    refresh(&server, &rotated.text("refresh_token"))
+    server
+        .refresh(&rotated.text("refresh_token"))
         .await
         .assert_ok();
 }
@@ -333,7 +326,7 @@ async fn two_tabs_refreshing_at_once_stay_signed_in_but_a_late_replay_ends_the_s
         "the tabs got different successors: {successors:?}"
     );
     // A retry a moment later gets the same successor too.
-    let retry = refresh(&server, &account.refresh_token).await;
+    let retry = server.refresh(&account.refresh_token).await;
     assert_eq!(retry.text("refresh_token"), successors[0]);
     let access = retry.text("access_token");
     server
@@ -343,10 +336,12 @@ async fn two_tabs_refreshing_at_once_stay_signed_in_but_a_late_replay_ends_the_s
 
     // After the grace, the retired token is a replay: the whole session ends.
     tokio::time::sleep(Duration::from_secs(grace + 2)).await;
-    refresh(&server, &account.refresh_token)
+    server
+        .refresh(&account.refresh_token)
         .await
         .assert_error(400, "invalid_grant");
-    refresh(&server, &successors[0])
+    server
+        .refresh(&successors[0])
         .await
         .assert_error(400, "invalid_grant");
     server
@@ -358,13 +353,15 @@ async fn two_tabs_refreshing_at_once_stay_signed_in_but_a_late_replay_ends_the_s
 async fn a_token_two_rotations_old_ends_the_session_even_within_the_grace(backend: Backend) {
     let server = start(backend, &[]).await;
     let account = server.new_account().await;
-    let first = refresh(&server, &account.refresh_token).await;
-    let second = refresh(&server, &first.text("refresh_token")).await;
+    let first = server.refresh(&account.refresh_token).await;
+    let second = server.refresh(&first.text("refresh_token")).await;
     second.assert_ok();
-    refresh(&server, &account.refresh_token)
+    server
+        .refresh(&account.refresh_token)
         .await
         .assert_error(400, "invalid_grant");
-    refresh(&server, &second.text("refresh_token"))
+    server
+        .refresh(&second.text("refresh_token"))
         .await
         .assert_error(400, "invalid_grant");
 }
@@ -375,11 +372,12 @@ async fn sessions_end_at_their_maximum_lifetime_however_often_refreshed(backend:
     let mut token = account.refresh_token.clone();
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        let reply = refresh(&server, &token).await;
+        let reply = server.refresh(&token).await;
         token = reply.text("refresh_token");
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    refresh(&server, &token)
+    server
+        .refresh(&token)
         .await
         .assert_error(400, "invalid_grant");
 }
@@ -466,22 +464,12 @@ async fn binding_or_unbinding_a_provider_needs_a_recent_sign_in_or_sudo(backend:
     let server = start(backend, &pairs).await;
     let account = server.new_account().await;
     let email = unique_email();
-    let sudo = server.sudo(&account).await;
-    let token = server.verification_token("email", &email, &email).await;
-    server
-        .call(
-            "PATCH",
-            "/auth/v1/user/contact",
-            Some(&account.access_token),
-            Some(json!({"sudo_token": sudo, "email": email, "verification_token": token})),
-        )
-        .await
-        .assert_ok();
+    server.bind_email(&account, &email).await.assert_ok();
     let notices_before = notices_to(&server, &email).await.len();
 
     // A thief holds the access token (and refreshes it), long after the sign-in.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let thief = refresh(&server, &account.refresh_token).await;
+    let thief = server.refresh(&account.refresh_token).await;
     let stolen = thief.text("access_token");
     let grant = server
         .post(

@@ -774,32 +774,14 @@ async fn verify_rejects_an_expired_code(backend: Backend) {
         .assert_error(403, "permission_denied");
 }
 
-async fn bind_email(
-    server: &Server,
-    account: &test_support::server::Account,
-    email: &str,
-) -> test_support::server::Reply {
-    let sudo = server.sudo(account).await;
-    let token = server
-        .verification_token("email", email, &email.to_lowercase())
-        .await;
-    server
-        .call(
-            "PATCH",
-            "/auth/v1/user/contact",
-            Some(&account.access_token),
-            Some(json!({"sudo_token": sudo, "email": email, "verification_token": token})),
-        )
-        .await
-}
-
 async fn bind_rejects_an_address_of_another_account(backend: Backend) {
     let server = start_with(backend, &[("AUTH_CODE_RESEND_INTERVAL_SECS", "0")]).await;
     let alice = server.new_account().await;
     let bob = server.new_account().await;
     let email = unique_email();
-    bind_email(&server, &alice, &email).await.assert_ok();
-    bind_email(&server, &bob, &email)
+    server.bind_email(&alice, &email).await.assert_ok();
+    server
+        .bind_email(&bob, &email)
         .await
         .assert_error(409, "already_exists");
     let signin = server
@@ -817,8 +799,8 @@ async fn replacing_an_email_releases_the_old_one_and_notifies_it(backend: Backen
     let bob = server.new_account().await;
     let old = unique_email();
     let new = unique_email();
-    bind_email(&server, &alice, &old).await.assert_ok();
-    bind_email(&server, &alice, &new).await.assert_ok();
+    server.bind_email(&alice, &old).await.assert_ok();
+    server.bind_email(&alice, &new).await.assert_ok();
     server
         .post(
             "/auth/v1/signin",
@@ -844,14 +826,14 @@ async fn replacing_an_email_releases_the_old_one_and_notifies_it(backend: Backen
         notices[0]
     );
     // The released address is free for another account.
-    bind_email(&server, &bob, &old).await.assert_ok();
+    server.bind_email(&bob, &old).await.assert_ok();
 }
 
 async fn sudo_accepts_a_verification_token_of_an_own_address_only(backend: Backend) {
     let server = start_with(backend, &[("AUTH_CODE_RESEND_INTERVAL_SECS", "0")]).await;
     let account = server.new_account().await;
     let email = unique_email();
-    bind_email(&server, &account, &email).await.assert_ok();
+    server.bind_email(&account, &email).await.assert_ok();
     let token = server.verification_token("email", &email, &email).await;
     let sudo = server
         .call(
@@ -978,11 +960,13 @@ async fn verify_and_provider_grants_are_limited_per_client(backend: Backend) {
         .await
         .assert_error(400, "invalid_verification_code");
     for _ in 0..2 {
-        provider_token(&server, &format!("ok:{}", unique("wx")))
+        server
+            .provider_token(&format!("ok:{}", unique("wx")))
             .await
             .assert_ok();
     }
-    provider_token(&server, &format!("ok:{}", unique("wx")))
+    server
+        .provider_token(&format!("ok:{}", unique("wx")))
         .await
         .assert_error(429, "resource_exhausted");
 }
@@ -1082,7 +1066,7 @@ async fn verification_targets_check_who_owns_the_address(backend: Backend) {
     let server = start_with(backend, &[("AUTH_CODE_RESEND_INTERVAL_SECS", "0")]).await;
     let account = server.new_account().await;
     let email = unique_email();
-    bind_email(&server, &account, &email).await.assert_ok();
+    server.bind_email(&account, &email).await.assert_ok();
     let known = server
         .post(
             "/auth/v1/verification",
@@ -1230,20 +1214,11 @@ async fn wechat_server(backend: Backend) -> Server {
     start_with(backend, &pairs).await
 }
 
-async fn provider_token(server: &Server, code: &str) -> test_support::server::Reply {
-    server
-        .post(
-            "/auth/v1/provider/token",
-            json!({"provider_id": "wx_open", "provider_code": code}),
-        )
-        .await
-}
-
 async fn wechat_binds_and_signs_in_to_the_same_account(backend: Backend) {
     let server = wechat_server(backend).await;
     let account = server.new_account().await;
     let name = unique("wx");
-    let grant = provider_token(&server, &format!("ok:{name}")).await;
+    let grant = server.provider_token(&format!("ok:{name}")).await;
     let body = grant.assert_ok();
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(body["provider_profile"]["sub"], format!("unionid-{name}"));
@@ -1276,7 +1251,7 @@ async fn wechat_binds_and_signs_in_to_the_same_account(backend: Backend) {
         )
         .await
         .assert_ok();
-    let again = provider_token(&server, &format!("ok:{name}")).await;
+    let again = server.provider_token(&format!("ok:{name}")).await;
     let signin = server
         .post(
             "/auth/v1/signin/with/provider",
@@ -1292,7 +1267,7 @@ async fn wechat_binds_and_signs_in_to_the_same_account(backend: Backend) {
         )
         .await
         .assert_error(403, "permission_denied");
-    let stranger = provider_token(&server, &format!("ok:{}", unique("wx"))).await;
+    let stranger = server.provider_token(&format!("ok:{}", unique("wx"))).await;
     server
         .post(
             "/auth/v1/signin/with/provider",
@@ -1327,8 +1302,8 @@ async fn wechat_identity_belongs_to_one_account_only(backend: Backend) {
     let bob = server.new_account().await;
     let code = format!("ok:{}", unique("wx"));
     let (a, b) = (
-        provider_token(&server, &code).await,
-        provider_token(&server, &code).await,
+        server.provider_token(&code).await,
+        server.provider_token(&code).await,
     );
     let bind = |account: &test_support::server::Account, token: String| {
         let access = account.access_token.clone();
@@ -1356,17 +1331,21 @@ async fn wechat_identity_belongs_to_one_account_only(backend: Backend) {
 
 async fn wechat_failures_are_clean_errors(backend: Backend) {
     let server = wechat_server(backend).await;
-    provider_token(&server, "no-such-code")
+    server
+        .provider_token("no-such-code")
         .await
         .assert_error(400, "invalid_argument");
-    provider_token(&server, "busy")
+    server
+        .provider_token("busy")
         .await
         .assert_error(503, "unavailable");
-    provider_token(&server, "http500")
+    server
+        .provider_token("http500")
         .await
         .assert_error(503, "unavailable");
     let started = std::time::Instant::now();
-    provider_token(&server, &format!("slow:{}", unique("wx")))
+    server
+        .provider_token(&format!("slow:{}", unique("wx")))
         .await
         .assert_error(503, "unavailable");
     assert!(
@@ -1379,7 +1358,8 @@ async fn wechat_failures_are_clean_errors(backend: Backend) {
         .assert_error(400, "invalid_argument");
     // A server without WeChat configuration says so.
     let unconfigured = start(backend).await;
-    provider_token(&unconfigured, "ok:someone")
+    unconfigured
+        .provider_token("ok:someone")
         .await
         .assert_error(412, "failed_precondition");
 }
@@ -1387,7 +1367,7 @@ async fn wechat_failures_are_clean_errors(backend: Backend) {
 async fn wechat_without_unionid_uses_the_openid(backend: Backend) {
     let server = wechat_server(backend).await;
     let name = unique("wx");
-    let grant = provider_token(&server, &format!("nounion:{name}")).await;
+    let grant = server.provider_token(&format!("nounion:{name}")).await;
     assert_eq!(
         grant.assert_ok()["provider_profile"]["sub"],
         format!("openid-{name}")
@@ -1398,7 +1378,7 @@ async fn providers_list_and_unbind_but_never_the_last_way_in(backend: Backend) {
     let server = wechat_server(backend).await;
     let account = server.new_account().await;
     let name = unique("wx");
-    let grant = provider_token(&server, &format!("ok:{name}")).await;
+    let grant = server.provider_token(&format!("ok:{name}")).await;
     server
         .call(
             "POST",
@@ -1451,7 +1431,7 @@ async fn providers_list_and_unbind_but_never_the_last_way_in(backend: Backend) {
 
     // An account made by WeChat alone cannot drop WeChat.
     let name = unique("wx");
-    let grant = provider_token(&server, &format!("ok:{name}")).await;
+    let grant = server.provider_token(&format!("ok:{name}")).await;
     let signup = server
         .post(
             "/auth/v1/signup",
@@ -1506,7 +1486,8 @@ async fn signing_key_and_wechat_secret_load_from_ssm_parameters() {
         "the access token is not signed with the key in SSM"
     );
     // The WeChat secret from SSM is the one the fake accepts.
-    provider_token(&server, &format!("ok:{}", unique("wx")))
+    server
+        .provider_token(&format!("ok:{}", unique("wx")))
         .await
         .assert_ok();
     assert!(

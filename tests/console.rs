@@ -40,17 +40,7 @@ async fn lists_accounts_with_their_addresses_and_live_sessions(backend: Backend)
     let server = console_server(backend).await;
     let account = server.new_account().await;
     let email = format!("{}@example.com", unique("console"));
-    let sudo = server.sudo(&account).await;
-    let token = server.verification_token("email", &email, &email).await;
-    server
-        .call(
-            "PATCH",
-            "/auth/v1/user/contact",
-            Some(&account.access_token),
-            Some(json!({"sudo_token": sudo, "email": email, "verification_token": token})),
-        )
-        .await
-        .assert_ok();
+    server.bind_email(&account, &email).await.assert_ok();
     // A second session, then one ended: only live sessions are listed.
     let second = server
         .post(

@@ -385,50 +385,11 @@ async fn sign_in(server: &Server, account: &Account) -> Reply {
         .await
 }
 
-async fn refresh(server: &Server, refresh_token: &str) -> Reply {
-    server
-        .post(
-            "/auth/v1/token",
-            json!({"grant_type": "refresh_token", "refresh_token": refresh_token}),
-        )
-        .await
-}
-
-async fn bind_email(
-    server: &Server,
-    account: &Account,
-    sudo_token: &str,
-    email: &str,
-    verification_token: &str,
-) -> Reply {
-    server
-        .call(
-            "PATCH",
-            "/auth/v1/user/contact",
-            Some(&account.access_token),
-            Some(json!({
-                "sudo_token": sudo_token,
-                "email": email,
-                "verification_token": verification_token,
-            })),
-        )
-        .await
-}
-
 async fn verify(server: &Server, verification_id: &str, code: &str) -> Reply {
     server
         .post(
             "/auth/v1/verification/verify",
             json!({"verification_id": verification_id, "verification_code": code}),
-        )
-        .await
-}
-
-async fn provider_token(server: &Server, wechat_user: &str) -> Reply {
-    server
-        .post(
-            "/auth/v1/provider/token",
-            json!({"provider_id": "wx_open", "provider_code": format!("ok:{wechat_user}")}),
         )
         .await
 }
@@ -586,12 +547,12 @@ async fn refresh_replaces_the_token_or_keeps_the_old_one_working_under_faults() 
         let token = current.lock().unwrap().clone();
         let session = session_pk(&token);
         let before = state(s).await;
-        let mut reply = rig.under(&case, refresh(s, &token)).await;
+        let mut reply = rig.under(&case, s.refresh(&token)).await;
         if reply.status == 503 {
             // Never retired without a replacement: the session is as it was, and the token
             // the client still holds works.
             diff(&before, &state(s).await).assert_nothing_but(&rig, &case, &[]);
-            reply = refresh(s, &token).await;
+            reply = s.refresh(&token).await;
         }
         assert_credentials_for(&reply, Some(&account.sub));
         let next = reply.text("refresh_token");
@@ -839,7 +800,7 @@ async fn binding_an_email_happens_fully_or_not_at_all_under_faults() {
         let sudo = s.sudo(&account).await;
         let email = unique_email();
         let token = rig.verification_token(&email).await;
-        bind_email(s, &account, &sudo, &email, &token)
+        s.bind_contact(&account, &sudo, "email", &email, &token)
             .await
             .assert_ok();
         (account, sudo, Mutex::new(email))
@@ -852,12 +813,15 @@ async fn binding_an_email_happens_fully_or_not_at_all_under_faults() {
         let token = rig.verification_token(&email).await;
         let before = state(s).await;
         let mut reply = rig
-            .under(&case, bind_email(s, account, sudo, &email, &token))
+            .under(
+                &case,
+                s.bind_contact(account, sudo, "email", &email, &token),
+            )
             .await;
         if reply.status == 503 {
             // The account, its login keys and the verification token are exactly as before.
             diff(&before, &state(s).await).assert_nothing_but(&rig, &case, &[]);
-            reply = bind_email(s, account, sudo, &email, &token).await;
+            reply = s.bind_contact(account, sudo, "email", &email, &token).await;
         }
         reply.assert_ok();
         let items = state(s).await;
@@ -920,12 +884,14 @@ async fn a_provider_token_is_granted_or_unavailable_under_faults() {
             let s = &rig.server;
             let name = unique("wx");
             let before = state(s).await;
-            let mut reply = rig.under(&case, provider_token(s, &name)).await;
+            let mut reply = rig
+                .under(&case, s.provider_token(&format!("ok:{name}")))
+                .await;
             let changes = diff(&before, &state(s).await);
             // A provider token nobody was given may stay behind.
             changes.assert_nothing_but(&rig, &case, &["PTOKEN#"]);
             if reply.status == 503 {
-                reply = provider_token(s, &name).await;
+                reply = s.provider_token(&format!("ok:{name}")).await;
             } else {
                 assert_eq!(changes.added_with("PTOKEN#").len(), 1, "{case}");
             }
@@ -951,7 +917,10 @@ async fn binding_a_provider_happens_fully_or_not_at_all_under_faults() {
             let s = &rig.server;
             let account = s.new_account().await;
             let name = unique("wx");
-            let token = provider_token(s, &name).await.text("provider_token");
+            let token = s
+                .provider_token(&format!("ok:{name}"))
+                .await
+                .text("provider_token");
             let bind = || {
                 s.call(
                     "POST",
@@ -1010,7 +979,10 @@ async fn sign_in_with_a_provider_starts_a_session_or_is_unavailable_under_faults
         let s = &rig.server;
         let account = s.new_account().await;
         let name = unique("wx");
-        let token = provider_token(s, &name).await.text("provider_token");
+        let token = s
+            .provider_token(&format!("ok:{name}"))
+            .await
+            .text("provider_token");
         s.call(
             "POST",
             "/auth/v1/user/provider/bind",
@@ -1025,7 +997,10 @@ async fn sign_in_with_a_provider_starts_a_session_or_is_unavailable_under_faults
     each_target(settings, targets, setup, |rig, held, case| async move {
         let s = &rig.server;
         let (account, name) = &*held;
-        let token = provider_token(s, name).await.text("provider_token");
+        let token = s
+            .provider_token(&format!("ok:{name}"))
+            .await
+            .text("provider_token");
         let sign_in = || {
             s.post(
                 "/auth/v1/signin/with/provider",

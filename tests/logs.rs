@@ -38,12 +38,7 @@ async fn secrets_never_reach_the_log(backend: Backend) {
     let token = verified.text("verification_token");
     secrets.extend([code, token.clone(), email.clone()]);
     server
-        .call(
-            "PATCH",
-            "/auth/v1/user/contact",
-            Some(&account.access_token),
-            Some(json!({"sudo_token": sudo, "email": email, "verification_token": token})),
-        )
+        .bind_contact(&account, &sudo, "email", &email, &token)
         .await
         .assert_ok();
 
@@ -64,12 +59,7 @@ async fn secrets_never_reach_the_log(backend: Backend) {
         phone.trim_start_matches("+86 ").to_string(),
     ]);
     server
-        .call(
-            "PATCH",
-            "/auth/v1/user/contact",
-            Some(&account.access_token),
-            Some(json!({"sudo_token": sudo, "phone_number": phone, "verification_token": token})),
-        )
+        .bind_contact(&account, &sudo, "phone_number", &phone, &token)
         .await
         .assert_ok();
 

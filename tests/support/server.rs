@@ -329,6 +329,56 @@ impl Server {
         reply.text("sudo_token")
     }
 
+    /// Refreshes a session with its refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post(
+            "/auth/v1/token",
+            json!({"grant_type": "refresh_token", "refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    /// Asks for a WeChat provider token with `code` (the fake accepts `ok:<name>`).
+    pub async fn provider_token(&self, code: &str) -> Reply {
+        self.post(
+            "/auth/v1/provider/token",
+            json!({"provider_id": "wx_open", "provider_code": code}),
+        )
+        .await
+    }
+
+    /// Binds an address (`field`: `email` or `phone_number`) with the tokens given.
+    pub async fn bind_contact(
+        &self,
+        account: &Account,
+        sudo_token: &str,
+        field: &str,
+        address: &str,
+        verification_token: &str,
+    ) -> Reply {
+        self.call(
+            "PATCH",
+            "/auth/v1/user/contact",
+            Some(&account.access_token),
+            Some(json!({
+                "sudo_token": sudo_token,
+                field: address,
+                "verification_token": verification_token,
+            })),
+        )
+        .await
+    }
+
+    /// The seed flow for an email: sudo with the password, a code, its verification, the bind.
+    pub async fn bind_email(&self, account: &Account, email: &str) -> Reply {
+        let sudo = self.sudo(account).await;
+        let token = self
+            .verification_token("email", email, &email.to_lowercase())
+            .await;
+        self.bind_contact(account, &sudo, "email", email, &token)
+            .await
+    }
+
     /// Sends a code to an address (`email` or `phone_number`); answers the verification id.
     pub async fn send_code(&self, field: &str, address: &str) -> String {
         let reply = self
