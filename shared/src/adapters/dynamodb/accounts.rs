@@ -4,12 +4,12 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use super::codes::{provider_token_pk, spend_part, verification_token_pk};
 use super::item::{identity_attributes, key_of, n, s, Item, Record};
 use super::sessions::{session_from, session_item, sudo_pk};
-use super::{build_error, sdk_error, DynamoStore, CONDITION_FAILED, PARTITION_KEY, TTL_ATTRIBUTE};
+use super::{sdk_error, DynamoStore, CONDITION_FAILED, PARTITION_KEY, TTL_ATTRIBUTE};
 use crate::domain::{
     DisplayName, Email, LoginKey, PhoneNumber, ProviderLink, UnixTime, User, UserId, Username,
 };
@@ -197,40 +197,31 @@ fn apply_parts(
         if after_storage.contains(storage_key) {
             continue;
         }
-        let delete = Delete::builder()
-            .table_name(&store.table)
-            .set_key(Some(key_of(login_pk(storage_key))))
-            .condition_expression(owned)
-            .expression_attribute_names("#pk", PARTITION_KEY)
-            .expression_attribute_names("#user_id", "user_id")
-            .expression_attribute_values(":uid", uid.clone())
-            .build()
-            .map_err(|e| build_error("TransactWriteItems", e))?;
-        parts.push((
-            Part::Release,
-            TransactWriteItem::builder().delete(delete).build(),
-        ));
+        let part = store.delete_part(
+            login_pk(storage_key),
+            owned,
+            &[("#pk", PARTITION_KEY), ("#user_id", "user_id")],
+            vec![(":uid", uid.clone())],
+        )?;
+        parts.push((Part::Release, part));
     }
 
     if let Some(sudo) = &change.sudo {
-        let check = ConditionCheck::builder()
-            .table_name(&store.table)
-            .set_key(Some(key_of(sudo_pk(&sudo.hash))))
-            .condition_expression(
-                "#user_id = :sudo_uid AND #session_id = :sid AND #expires_at > :now",
-            )
-            .expression_attribute_names("#user_id", "user_id")
-            .expression_attribute_names("#session_id", "session_id")
-            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
-            .expression_attribute_values(":sudo_uid", s(sudo.user_id.as_str()))
-            .expression_attribute_values(":sid", s(sudo.session_id.as_str()))
-            .expression_attribute_values(":now", n(change.now))
-            .build()
-            .map_err(|e| build_error("TransactWriteItems", e))?;
-        parts.push((
-            Part::Sudo,
-            TransactWriteItem::builder().condition_check(check).build(),
-        ));
+        let part = store.condition_check_part(
+            sudo_pk(&sudo.hash),
+            "#user_id = :sudo_uid AND #session_id = :sid AND #expires_at > :now",
+            &[
+                ("#user_id", "user_id"),
+                ("#session_id", "session_id"),
+                ("#expires_at", TTL_ATTRIBUTE),
+            ],
+            vec![
+                (":sudo_uid", s(sudo.user_id.as_str())),
+                (":sid", s(sudo.session_id.as_str())),
+                (":now", n(change.now)),
+            ],
+        )?;
+        parts.push((Part::Sudo, part));
     }
 
     if let Some(spend) = &change.spend {
@@ -246,11 +237,7 @@ pub(super) async fn user(
     store: &DynamoStore,
     id: &UserId,
 ) -> Result<Option<User>, DependencyError> {
-    store
-        .get("GetItem user", user_pk(id))
-        .await?
-        .map(|item| user_from(&item))
-        .transpose()
+    store.read("GetItem user", user_pk(id), user_from).await
 }
 
 pub(super) async fn login(
@@ -258,10 +245,8 @@ pub(super) async fn login(
     key: &LoginKey,
 ) -> Result<Option<Login>, DependencyError> {
     store
-        .get("GetItem login", login_pk(&key.storage_key()))
-        .await?
-        .map(|item| login_from(&item))
-        .transpose()
+        .read("GetItem login", login_pk(&key.storage_key()), login_from)
+        .await
 }
 
 pub(super) async fn apply(

@@ -1,14 +1,12 @@
 //! Verifications (a code sent to an address), the verification tokens they earn, and
 //! provider tokens: the single-use proofs that an account change or a sign-in spends.
 
-use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use super::accounts::login_pk;
 use super::item::{b, identity_attributes, insert_address, key_of, n, s, Item, Record};
 use super::sessions::{session_item, session_pk};
-use super::{
-    build_error, is_condition_failure, sdk_error, DynamoStore, PARTITION_KEY, TTL_ATTRIBUTE,
-};
+use super::{is_condition_failure, sdk_error, DynamoStore, PARTITION_KEY, TTL_ATTRIBUTE};
 use crate::domain::{
     LoginKey, ProviderIdentity, ProviderToken, SecretHash, Session, UnixTime, Verification,
     VerificationId, VerificationToken,
@@ -152,10 +150,12 @@ pub(super) async fn verification(
     id: &VerificationId,
 ) -> Result<Option<Verification>, DependencyError> {
     store
-        .get("GetItem verification", verification_pk(id))
-        .await?
-        .map(|item| verification_from(&item))
-        .transpose()
+        .read(
+            "GetItem verification",
+            verification_pk(id),
+            verification_from,
+        )
+        .await
 }
 
 pub(super) async fn record_wrong_code(
@@ -230,10 +230,12 @@ pub(super) async fn verification_token(
     hash: &SecretHash,
 ) -> Result<Option<VerificationToken>, DependencyError> {
     store
-        .get("GetItem verification token", verification_token_pk(hash))
-        .await?
-        .map(|item| verification_token_from(&item))
-        .transpose()
+        .read(
+            "GetItem verification token",
+            verification_token_pk(hash),
+            verification_token_from,
+        )
+        .await
 }
 
 pub(super) async fn put_provider_token(
@@ -250,10 +252,12 @@ pub(super) async fn provider_token(
     hash: &SecretHash,
 ) -> Result<Option<ProviderToken>, DependencyError> {
     store
-        .get("GetItem provider token", provider_token_pk(hash))
-        .await?
-        .map(|item| provider_token_from(&item))
-        .transpose()
+        .read(
+            "GetItem provider token",
+            provider_token_pk(hash),
+            provider_token_from,
+        )
+        .await
 }
 
 pub(super) async fn exchange_for_session(
@@ -267,22 +271,16 @@ pub(super) async fn exchange_for_session(
         hash: provider_token.clone(),
         identity: identity.clone(),
     };
-    let still_bound = ConditionCheck::builder()
-        .table_name(&store.table)
-        .set_key(Some(key_of(login_pk(
-            &LoginKey::Provider(identity.clone()).storage_key(),
-        ))))
-        .condition_expression("#user_id = :uid")
-        .expression_attribute_names("#user_id", "user_id")
-        .expression_attribute_values(":uid", s(session.user_id.as_str()))
-        .build()
-        .map_err(|e| build_error("TransactWriteItems", e))?;
+    let still_bound = store.condition_check_part(
+        login_pk(&LoginKey::Provider(identity.clone()).storage_key()),
+        "#user_id = :uid",
+        &[("#user_id", "user_id")],
+        vec![(":uid", s(session.user_id.as_str()))],
+    )?;
     let items = vec![
         spend_part(store, &spend, now)?,
         store.plain_put_part(session_item(session))?,
-        TransactWriteItem::builder()
-            .condition_check(still_bound)
-            .build(),
+        still_bound,
     ];
     let outcome = store
         .transact("TransactWriteItems exchange for session", items)

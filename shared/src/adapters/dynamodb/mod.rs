@@ -198,6 +198,19 @@ impl DynamoStore {
             .map_err(|err| sdk_error(op, &err))
     }
 
+    /// One item by key, decoded; `None` when there is none.
+    async fn read<T>(
+        &self,
+        op: &'static str,
+        pk: String,
+        decode: fn(&Item) -> Result<T, DependencyError>,
+    ) -> Result<Option<T>, DependencyError> {
+        self.get(op, pk)
+            .await?
+            .map(|item| decode(&item))
+            .transpose()
+    }
+
     async fn put(&self, op: &'static str, item: Item) -> Result<(), DependencyError> {
         self.client
             .put_item()

@@ -104,10 +104,8 @@ pub(super) async fn session(
     id: &SessionId,
 ) -> Result<Option<Session>, DependencyError> {
     store
-        .get("GetItem session", session_pk(id))
-        .await?
-        .map(|item| session_from(&item))
-        .transpose()
+        .read("GetItem session", session_pk(id), session_from)
+        .await
 }
 
 pub(super) async fn session_and_user(
@@ -299,8 +297,6 @@ pub(super) async fn sudo_token(
     hash: &SecretHash,
 ) -> Result<Option<SudoToken>, DependencyError> {
     store
-        .get("GetItem sudo token", sudo_pk(hash))
-        .await?
-        .map(|item| sudo_from(&item))
-        .transpose()
+        .read("GetItem sudo token", sudo_pk(hash), sudo_from)
+        .await
 }

@@ -1,7 +1,11 @@
 //! Transactions: building their parts, running them, and reading their answers.
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+};
 
 use super::item::{key_of, Item};
 use super::{backoff, build_error, sdk_error, DynamoStore, CONDITION_FAILED, MAX_ATTEMPTS};
@@ -14,6 +18,27 @@ const TRANSIENT_REASONS: &[&str] = &[
     "ThrottlingError",
     "ProvisionedThroughputExceeded",
 ];
+
+/// The attribute names a part's expressions use, left out rather than empty: DynamoDB rejects
+/// an empty map.
+fn attribute_names(names: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+    (!names.is_empty()).then(|| {
+        names
+            .iter()
+            .map(|(placeholder, name)| (placeholder.to_string(), name.to_string()))
+            .collect()
+    })
+}
+
+/// The values a part's expressions use, left out rather than empty like the names.
+fn attribute_values(values: Vec<(&str, AttributeValue)>) -> Option<Item> {
+    (!values.is_empty()).then(|| {
+        values
+            .into_iter()
+            .map(|(placeholder, value)| (placeholder.to_string(), value))
+            .collect()
+    })
+}
 
 impl DynamoStore {
     /// The answer of a transaction that spends something (its first item) and stores the fresh
@@ -102,17 +127,12 @@ impl DynamoStore {
         names: &[(&str, &str)],
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<TransactWriteItem, DependencyError> {
-        let mut put = Put::builder()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(condition);
-        for (placeholder, name) in names {
-            put = put.expression_attribute_names(*placeholder, *name);
-        }
-        for (placeholder, value) in values {
-            put = put.expression_attribute_values(placeholder, value);
-        }
-        let put = put
+            .condition_expression(condition)
+            .set_expression_attribute_names(attribute_names(names))
+            .set_expression_attribute_values(attribute_values(values))
             .build()
             .map_err(|e| build_error("TransactWriteItems", e))?;
         Ok(TransactWriteItem::builder().put(put).build())
@@ -135,20 +155,52 @@ impl DynamoStore {
         names: &[(&str, &str)],
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<TransactWriteItem, DependencyError> {
-        let mut builder = Update::builder()
+        let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(pk)))
             .update_expression(update)
-            .condition_expression(condition);
-        for (placeholder, name) in names {
-            builder = builder.expression_attribute_names(*placeholder, *name);
-        }
-        for (placeholder, value) in values {
-            builder = builder.expression_attribute_values(placeholder, value);
-        }
-        let update = builder
+            .condition_expression(condition)
+            .set_expression_attribute_names(attribute_names(names))
+            .set_expression_attribute_values(attribute_values(values))
             .build()
             .map_err(|e| build_error("TransactWriteItems", e))?;
         Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    pub(super) fn delete_part(
+        &self,
+        pk: String,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<TransactWriteItem, DependencyError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(pk)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(attribute_names(names))
+            .set_expression_attribute_values(attribute_values(values))
+            .build()
+            .map_err(|e| build_error("TransactWriteItems", e))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// A condition on an item the transaction does not write.
+    pub(super) fn condition_check_part(
+        &self,
+        pk: String,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<TransactWriteItem, DependencyError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(pk)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(attribute_names(names))
+            .set_expression_attribute_values(attribute_values(values))
+            .build()
+            .map_err(|e| build_error("TransactWriteItems", e))?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 }
