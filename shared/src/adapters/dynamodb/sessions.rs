@@ -69,6 +69,13 @@ fn sudo_from(item: &Item) -> Result<SudoToken, DependencyError> {
     })
 }
 
+/// The session as stored after a write to it whose outcome is unknown; `None` when it is gone
+/// or cannot be read.
+async fn settled_session(store: &DynamoStore, id: &SessionId) -> Option<Session> {
+    let item = store.settle(session_pk(id)).await.flatten()?;
+    session_from(&item).ok()
+}
+
 /// Marks the sudo token's session as authenticated at `now`, provided it is alive.
 fn authenticated_part(
     store: &DynamoStore,
@@ -201,11 +208,8 @@ pub(super) async fn rotate_refresh_token(
         Err(err) => {
             let err = sdk_error("UpdateItem rotate refresh token", &err);
             // Every attempt failed, but one whose answer was lost may have rotated it.
-            let rotated = store
-                .settle(session_pk(id))
+            let rotated = settled_session(store, id)
                 .await
-                .flatten()
-                .and_then(|item| session_from(&item).ok())
                 .is_some_and(|session| session.refresh_hash == *next && !session.revoked);
             if rotated {
                 Ok(true)
@@ -238,11 +242,8 @@ pub(super) async fn revoke_session(
         Err(err) => {
             let err = sdk_error("UpdateItem revoke session", &err);
             // Every attempt failed, but one whose answer was lost may have revoked it.
-            let revoked = store
-                .settle(session_pk(id))
+            let revoked = settled_session(store, id)
                 .await
-                .flatten()
-                .and_then(|item| session_from(&item).ok())
                 .is_some_and(|session| session.revoked);
             if revoked {
                 Ok(())
