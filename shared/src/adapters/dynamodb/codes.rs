@@ -1,0 +1,291 @@
+//! Verifications (a code sent to an address), the verification tokens they earn, and
+//! provider tokens: the single-use proofs that an account change or a sign-in spends.
+
+use aws_sdk_dynamodb::types::TransactWriteItem;
+
+use super::accounts::login_pk;
+use super::item::{b, identity_attributes, insert_address, key_of, n, s, Item, Record};
+use super::sessions::{session_item, session_pk};
+use super::{is_condition_failure, sdk_error, DynamoStore, PARTITION_KEY, TTL_ATTRIBUTE};
+use crate::domain::{
+    LoginKey, ProviderIdentity, ProviderToken, SecretHash, Session, UnixTime, Verification,
+    VerificationId, VerificationToken,
+};
+use crate::ports::{DependencyError, Spend};
+
+fn verification_pk(id: &VerificationId) -> String {
+    format!("VERIF#{}", id.as_str())
+}
+
+pub(super) fn verification_token_pk(hash: &SecretHash) -> String {
+    format!("VTOKEN#{}", hash.to_hex())
+}
+
+pub(super) fn provider_token_pk(hash: &SecretHash) -> String {
+    format!("PTOKEN#{}", hash.to_hex())
+}
+
+fn verification_item(verification: &Verification) -> Item {
+    let mut item = key_of(verification_pk(&verification.id));
+    insert_address(&mut item, &verification.address);
+    item.insert("code_hash".into(), s(verification.code_hash.to_hex()));
+    item.insert("attempts".into(), n(verification.attempts));
+    item.insert("used".into(), b(verification.used));
+    item.insert(TTL_ATTRIBUTE.into(), n(verification.expires_at));
+    item
+}
+
+fn verification_token_item(token: &VerificationToken) -> Item {
+    let mut item = key_of(verification_token_pk(&token.hash));
+    insert_address(&mut item, &token.address);
+    item.insert("used".into(), b(token.used));
+    item.insert(TTL_ATTRIBUTE.into(), n(token.expires_at));
+    item
+}
+
+fn provider_token_item(token: &ProviderToken) -> Item {
+    let mut item = identity_attributes(&token.identity, &token.profile);
+    item.insert(PARTITION_KEY.into(), s(provider_token_pk(&token.hash)));
+    item.insert("used".into(), b(token.used));
+    item.insert(TTL_ATTRIBUTE.into(), n(token.expires_at));
+    item
+}
+
+fn verification_from(item: &Item) -> Result<Verification, DependencyError> {
+    let record = Record::new(item, "verification");
+    Ok(Verification {
+        id: VerificationId::parse(record.key_suffix("VERIF#")?)
+            .map_err(|_| record.malformed(PARTITION_KEY))?,
+        address: record.address()?,
+        code_hash: record.hash("code_hash")?,
+        attempts: record.number("attempts")?,
+        expires_at: record.number(TTL_ATTRIBUTE)?,
+        used: record.bool("used")?,
+    })
+}
+
+fn verification_token_from(item: &Item) -> Result<VerificationToken, DependencyError> {
+    let record = Record::new(item, "verification token");
+    Ok(VerificationToken {
+        hash: record.hash_in_key("VTOKEN#")?,
+        address: record.address()?,
+        expires_at: record.number(TTL_ATTRIBUTE)?,
+        used: record.bool("used")?,
+    })
+}
+
+fn provider_token_from(item: &Item) -> Result<ProviderToken, DependencyError> {
+    let record = Record::new(item, "provider token");
+    let (identity, profile) = record.identity()?;
+    Ok(ProviderToken {
+        hash: record.hash_in_key("PTOKEN#")?,
+        identity,
+        profile,
+        expires_at: record.number(TTL_ATTRIBUTE)?,
+        used: record.bool("used")?,
+    })
+}
+
+/// The update that spends a token, valid only while it is unused, alive and for exactly
+/// the spend's address or identity.
+pub(super) fn spend_part(
+    store: &DynamoStore,
+    spend: &Spend,
+    now: UnixTime,
+) -> Result<TransactWriteItem, DependencyError> {
+    let common = "attribute_exists(#pk) AND #used = :false AND #expires_at > :now";
+    match spend {
+        Spend::Verification { hash, address } => store.update_part(
+            verification_token_pk(hash),
+            "SET #used = :true",
+            &format!("{common} AND #address_kind = :address_kind AND #address = :address"),
+            &[
+                ("#pk", PARTITION_KEY),
+                ("#used", "used"),
+                ("#expires_at", TTL_ATTRIBUTE),
+                ("#address_kind", "address_kind"),
+                ("#address", "address"),
+            ],
+            vec![
+                (":true", b(true)),
+                (":false", b(false)),
+                (":now", n(now)),
+                (":address_kind", s(address.kind().as_str())),
+                (":address", s(address.stored())),
+            ],
+        ),
+        Spend::Provider { hash, identity } => store.update_part(
+            provider_token_pk(hash),
+            "SET #used = :true",
+            &format!("{common} AND #provider = :provider AND #subject = :subject"),
+            &[
+                ("#pk", PARTITION_KEY),
+                ("#used", "used"),
+                ("#expires_at", TTL_ATTRIBUTE),
+                ("#provider", "provider"),
+                ("#subject", "subject"),
+            ],
+            vec![
+                (":true", b(true)),
+                (":false", b(false)),
+                (":now", n(now)),
+                (":provider", s(identity.provider.as_str())),
+                (":subject", s(identity.subject.as_str())),
+            ],
+        ),
+    }
+}
+
+pub(super) async fn put_verification(
+    store: &DynamoStore,
+    verification: &Verification,
+) -> Result<(), DependencyError> {
+    store
+        .put("PutItem verification", verification_item(verification))
+        .await
+}
+
+pub(super) async fn verification(
+    store: &DynamoStore,
+    id: &VerificationId,
+) -> Result<Option<Verification>, DependencyError> {
+    store
+        .read(
+            "GetItem verification",
+            verification_pk(id),
+            verification_from,
+        )
+        .await
+}
+
+pub(super) async fn record_wrong_code(
+    store: &DynamoStore,
+    id: &VerificationId,
+    max_attempts: u32,
+    now: UnixTime,
+) -> Result<(), DependencyError> {
+    let result = store
+        .client
+        .update_item()
+        .table_name(&store.table)
+        .set_key(Some(key_of(verification_pk(id))))
+        .update_expression("SET #attempts = #attempts + :one")
+        .condition_expression("#used = :false AND #attempts < :max AND #expires_at > :now")
+        .expression_attribute_names("#attempts", "attempts")
+        .expression_attribute_names("#used", "used")
+        .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+        .expression_attribute_values(":one", n(1))
+        .expression_attribute_values(":false", b(false))
+        .expression_attribute_values(":max", n(max_attempts))
+        .expression_attribute_values(":now", n(now))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if is_condition_failure(&err) => Ok(()),
+        Err(err) => Err(sdk_error("UpdateItem wrong code", &err)),
+    }
+}
+
+pub(super) async fn redeem_verification(
+    store: &DynamoStore,
+    id: &VerificationId,
+    max_attempts: u32,
+    now: UnixTime,
+    token: &VerificationToken,
+) -> Result<bool, DependencyError> {
+    let items = vec![
+        store.update_part(
+            verification_pk(id),
+            "SET #used = :true",
+            "#used = :false AND #attempts < :max AND #expires_at > :now",
+            &[
+                ("#used", "used"),
+                ("#attempts", "attempts"),
+                ("#expires_at", TTL_ATTRIBUTE),
+            ],
+            vec![
+                (":true", b(true)),
+                (":false", b(false)),
+                (":max", n(max_attempts)),
+                (":now", n(now)),
+            ],
+        )?,
+        store.plain_put_part(verification_token_item(token))?,
+    ];
+    let outcome = store
+        .transact("TransactWriteItems redeem verification", items)
+        .await;
+    store
+        .settle_spend(
+            "redeem verification",
+            outcome,
+            verification_token_pk(&token.hash),
+        )
+        .await
+}
+
+pub(super) async fn verification_token(
+    store: &DynamoStore,
+    hash: &SecretHash,
+) -> Result<Option<VerificationToken>, DependencyError> {
+    store
+        .read(
+            "GetItem verification token",
+            verification_token_pk(hash),
+            verification_token_from,
+        )
+        .await
+}
+
+pub(super) async fn put_provider_token(
+    store: &DynamoStore,
+    token: &ProviderToken,
+) -> Result<(), DependencyError> {
+    store
+        .put("PutItem provider token", provider_token_item(token))
+        .await
+}
+
+pub(super) async fn provider_token(
+    store: &DynamoStore,
+    hash: &SecretHash,
+) -> Result<Option<ProviderToken>, DependencyError> {
+    store
+        .read(
+            "GetItem provider token",
+            provider_token_pk(hash),
+            provider_token_from,
+        )
+        .await
+}
+
+pub(super) async fn exchange_for_session(
+    store: &DynamoStore,
+    provider_token: &SecretHash,
+    identity: &ProviderIdentity,
+    now: UnixTime,
+    session: &Session,
+) -> Result<bool, DependencyError> {
+    let spend = Spend::Provider {
+        hash: provider_token.clone(),
+        identity: identity.clone(),
+    };
+    let still_bound = store.condition_check_part(
+        login_pk(&LoginKey::Provider(identity.clone()).storage_key()),
+        "#user_id = :uid",
+        &[("#user_id", "user_id")],
+        vec![(":uid", s(session.user_id.as_str()))],
+    )?;
+    let items = vec![
+        spend_part(store, &spend, now)?,
+        store.plain_put_part(session_item(session))?,
+        still_bound,
+    ];
+    let outcome = store
+        .transact("TransactWriteItems exchange for session", items)
+        .await;
+    store
+        .settle_spend("exchange for session", outcome, session_pk(&session.id))
+        .await
+}
