@@ -3,7 +3,9 @@
 //! and the answer it sends. Wire types that several operations share are in `http::wire`.
 //!
 //! Adding an operation: a module here with its `handle`, a variant of `Operation` and a row
-//! of `ROUTES` (in `http::routes`), and a row of `dispatch` below.
+//! of `ROUTES` (in `http::routes`), and a row of `dispatch` below. The tests then name what
+//! the row needs outside this crate: its path in `docs/openapi.json`, its route and function
+//! in `template.yaml`, and a binary under `functions/` if the row names a new function.
 
 pub mod bind_contact;
 pub mod bind_provider;

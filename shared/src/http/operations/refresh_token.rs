@@ -17,21 +17,26 @@ pub struct TokenBody {
     pub refresh_token: Option<String>,
 }
 
+impl TokenBody {
+    pub fn parse(self) -> AuthResult<RefreshToken> {
+        match self.grant_type.as_deref() {
+            None | Some("refresh_token") => {}
+            Some(_) => {
+                return Err(AuthError::InvalidArgument(
+                    "grant_type must be refresh_token".into(),
+                ))
+            }
+        }
+        RefreshToken::parse(&required(self.refresh_token, "refresh_token")?)
+            .map_err(|_| AuthError::InvalidGrant)
+    }
+}
+
 pub(super) async fn handle(
     app: &App,
     req: &Request,
     ctx: &RequestContext,
 ) -> AuthResult<CredentialsAnswer> {
-    let b: TokenBody = body(req)?;
-    match b.grant_type.as_deref() {
-        None | Some("refresh_token") => {}
-        Some(_) => {
-            return Err(AuthError::InvalidArgument(
-                "grant_type must be refresh_token".into(),
-            ))
-        }
-    }
-    let token = RefreshToken::parse(&required(b.refresh_token, "refresh_token")?)
-        .map_err(|_| AuthError::InvalidGrant)?;
+    let token = body::<TokenBody>(req)?.parse()?;
     Ok(accounts::refresh(app, token, &ctx.issuer).await?.into())
 }

@@ -4,6 +4,7 @@ use lambda_http::Request;
 use serde::{Deserialize, Serialize};
 
 use super::{bearer, body, caller};
+use crate::domain::Address;
 use crate::error::{AuthError, AuthResult};
 use crate::http::wire::one_address;
 use crate::http::RequestContext;
@@ -18,15 +19,22 @@ pub struct VerificationBody {
     pub target: Option<String>,
 }
 
-fn target(raw: Option<&str>) -> AuthResult<Target> {
-    match raw.map(str::trim) {
-        None | Some("") | Some("ANY") => Ok(Target::Any),
-        Some("USER") => Ok(Target::User),
-        Some("NOT_USER") => Ok(Target::NotUser),
-        Some("CUR_USER") => Ok(Target::CurrentUser),
-        Some(_) => Err(AuthError::InvalidArgument(
-            "target must be ANY, USER, NOT_USER or CUR_USER".into(),
-        )),
+impl VerificationBody {
+    /// `default_country_code` reads a phone number given without one.
+    pub fn parse(self, default_country_code: &str) -> AuthResult<(Address, Target)> {
+        let address = one_address(self.email, self.phone_number, default_country_code)?;
+        let target = match self.target.as_deref().map(str::trim) {
+            None | Some("") | Some("ANY") => Target::Any,
+            Some("USER") => Target::User,
+            Some("NOT_USER") => Target::NotUser,
+            Some("CUR_USER") => Target::CurrentUser,
+            Some(_) => {
+                return Err(AuthError::InvalidArgument(
+                    "target must be ANY, USER, NOT_USER or CUR_USER".into(),
+                ))
+            }
+        };
+        Ok((address, target))
     }
 }
 
@@ -42,9 +50,8 @@ pub(super) async fn handle(
     req: &Request,
     ctx: &RequestContext,
 ) -> AuthResult<VerificationAnswer> {
-    let b: VerificationBody = body(req)?;
-    let address = one_address(b.email, b.phone_number, &app.settings.default_country_code)?;
-    let target = target(b.target.as_deref())?;
+    let (address, target) =
+        body::<VerificationBody>(req)?.parse(&app.settings.default_country_code)?;
     // The bearer token is optional here, but one that is given must be valid.
     let who = match bearer(req) {
         Some(_) => Some(caller(app, ctx, req)?),

@@ -18,19 +18,23 @@ pub struct SignInBody {
     pub password: Option<String>,
 }
 
+impl SignInBody {
+    /// `default_country_code` reads a phone number given without one.
+    pub fn parse(self, default_country_code: &str) -> AuthResult<(LoginName, Password)> {
+        // A name that cannot be an account's is the same answer as a wrong password.
+        let login = LoginName::parse(&required(self.username, "username")?, default_country_code)
+            .map_err(|_| AuthError::InvalidUsernameOrPassword)?;
+        let password = Password::parse(&required(self.password, "password")?)?;
+        Ok((login, password))
+    }
+}
+
 pub(super) async fn handle(
     app: &App,
     req: &Request,
     ctx: &RequestContext,
 ) -> AuthResult<CredentialsAnswer> {
-    let b: SignInBody = body(req)?;
-    // A name that cannot be an account's is the same answer as a wrong password.
-    let login = LoginName::parse(
-        &required(b.username, "username")?,
-        &app.settings.default_country_code,
-    )
-    .map_err(|_| AuthError::InvalidUsernameOrPassword)?;
-    let password = Password::parse(&required(b.password, "password")?)?;
+    let (login, password) = body::<SignInBody>(req)?.parse(&app.settings.default_country_code)?;
     let credentials = accounts::sign_in(app, login, password, ctx.client_ip, &ctx.issuer).await?;
     Ok(credentials.into())
 }

@@ -17,6 +17,17 @@ pub struct VerifyBody {
     pub verification_code: Option<String>,
 }
 
+impl VerifyBody {
+    pub fn parse(self) -> AuthResult<(VerificationId, VerificationCode)> {
+        let id = required(self.verification_id, "verification_id")?;
+        let code =
+            VerificationCode::parse(&required(self.verification_code, "verification_code")?)?;
+        // An unknown id is the same answer as a wrong code: nothing to probe.
+        let id = VerificationId::parse(&id).map_err(|_| AuthError::InvalidVerificationCode)?;
+        Ok((id, code))
+    }
+}
+
 #[derive(Serialize)]
 pub struct VerifyAnswer {
     pub verification_token: String,
@@ -28,11 +39,7 @@ pub(super) async fn handle(
     req: &Request,
     ctx: &RequestContext,
 ) -> AuthResult<VerifyAnswer> {
-    let b: VerifyBody = body(req)?;
-    let id = required(b.verification_id, "verification_id")?;
-    let code = VerificationCode::parse(&required(b.verification_code, "verification_code")?)?;
-    // An unknown id is the same answer as a wrong code: nothing to probe.
-    let id = VerificationId::parse(&id).map_err(|_| AuthError::InvalidVerificationCode)?;
+    let (id, code) = body::<VerifyBody>(req)?.parse()?;
     let grant = association::verify(app, id, code, ctx.client_ip).await?;
     Ok(VerifyAnswer {
         verification_token: grant.verification_token.expose().to_string(),
