@@ -9,10 +9,12 @@ use shared::domain::{
     DisplayName, Email, Password, PhoneNumber, ProviderId, SecretToken, Username, VerificationCode,
     VerificationId,
 };
-use shared::http::wire::{
-    ContactBody, ProviderTokenBody, ProviderTokenOnlyBody, RevokeBody, SignInBody, SignUpBody,
-    SudoBody, TokenBody, VerificationBody, VerifyBody,
+use shared::http::operations::{
+    bind_contact::ContactBody, grant_provider_token::ProviderTokenBody, refresh_token::TokenBody,
+    send_verification::VerificationBody, sign_in::SignInBody, sign_up::SignUpBody, sudo::SudoBody,
+    verify::VerifyBody,
 };
+use shared::http::wire::{ProviderTokenOnlyBody, RevokeBody};
 use shared::ops::accounts::LoginName;
 use shared::ops::providers::parse_provider_code;
 use shared::ops::RefreshToken;

@@ -11,10 +11,12 @@ use shared::domain::{
     Address, DisplayName, Email, LoginKey, Password, PhoneNumber, ProviderId, SecretToken, UserId,
     Username, VerificationCode, VerificationId,
 };
-use shared::http::wire::{
-    one_address, ContactBody, ProviderTokenBody, ProviderTokenOnlyBody, RevokeBody, SignInBody,
-    SignUpBody, SudoBody, TokenBody, VerificationBody, VerifyBody,
+use shared::http::operations::{
+    bind_contact::ContactBody, grant_provider_token::ProviderTokenBody, refresh_token::TokenBody,
+    send_verification::VerificationBody, sign_in::SignInBody, sign_up::SignUpBody, sudo::SudoBody,
+    verify::VerifyBody,
 };
+use shared::http::wire::{one_address, ProviderTokenOnlyBody, RevokeBody};
 use shared::ops::accounts::LoginName;
 use shared::ops::providers::parse_provider_code;
 use shared::ops::RefreshToken;
