@@ -9,7 +9,7 @@
 //!
 //! | `pk`                              | attributes                                                      |
 //! |-----------------------------------|-----------------------------------------------------------------|
-//! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `created_at`, `updated_at`, `version` |
+//! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `picture`? (https URL), `gender`? (`MALE`/`FEMALE`), `created_at`, `updated_at`, `version` |
 //! | `LOGIN#<LoginKey::storage_key()>` | `user_id`, `password_hash`?: reserves a username, email, phone or provider identity for one account; the account's password hash is repeated here (same transaction) so that sign-in is one read |
 //! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`, `created_at`, `refreshed_at`, `generation`, `authenticated_at` |
 //! | `VERIF#<verification id>`         | `address_kind`, `address`, `code_hash` (hex), `attempts`, `used`, `expires_at` |
@@ -43,6 +43,7 @@
 //!   `ConditionCheck` that the provider identity still names its account; for sudo, with an
 //!   `Update` marking the session authenticated, conditional on it being alive). `grant_sudo`
 //!   is the sudo token's `Put` and that `Update`.
+//! * `delete_account` is one transaction of conditional `Delete`s (see `deletion.rs`).
 //! * `rotate_refresh_token`, `record_wrong_code`, `count_event`, `uncount_event` and
 //!   `acquire_cooldown` are one conditional write each.
 //!
@@ -97,14 +98,16 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
+mod deletion;
+
 use crate::domain::{
-    Address, AddressKind, DisplayName, Email, LoginKey, PhoneNumber, ProviderId, ProviderIdentity,
-    ProviderLink, ProviderProfile, ProviderToken, SecretHash, Session, SessionId, SudoToken,
-    UnixTime, User, UserId, Username, Verification, VerificationId, VerificationToken,
+    Address, AddressKind, DisplayName, Email, Gender, LoginKey, PhoneNumber, Picture, ProviderId,
+    ProviderIdentity, ProviderLink, ProviderProfile, ProviderToken, SecretHash, Session, SessionId,
+    SudoToken, UnixTime, User, UserId, Username, Verification, VerificationId, VerificationToken,
 };
 use crate::ports::{
-    AccountChange, AccountListing, ChangeRejected, CountDecision, DependencyError, Directory,
-    LimitDecision, Login, Spend, Store,
+    AccountChange, AccountDeletion, AccountListing, ChangeRejected, CountDecision, DependencyError,
+    Directory, LimitDecision, Login, Spend, Store,
 };
 
 /// The hash key of the table.
@@ -253,6 +256,12 @@ fn user_item(user: &User) -> Item {
         .map(|link| AttributeValue::M(identity_attributes(&link.identity, &link.profile)))
         .collect();
     item.insert("providers".into(), AttributeValue::L(providers));
+    if let Some(picture) = &user.picture {
+        item.insert("picture".into(), s(picture.as_str()));
+    }
+    if let Some(gender) = user.gender {
+        item.insert("gender".into(), s(gender.as_str()));
+    }
     item.insert("created_at".into(), n(user.created_at));
     item.insert("updated_at".into(), n(user.updated_at));
     item.insert("version".into(), n(user.version));
@@ -472,6 +481,8 @@ fn user_from(item: &Item) -> Result<User, DependencyError> {
         name: record.opt_parse("name", DisplayName::parse)?,
         password_hash: record.opt_str("password_hash")?.map(str::to_string),
         providers,
+        picture: record.opt_parse("picture", |raw| Picture::parse("picture", raw))?,
+        gender: record.opt_parse("gender", Gender::parse)?.flatten(),
         created_at: record.number("created_at")?,
         updated_at: record.number("updated_at")?,
         version: record.number("version")?,
@@ -1717,6 +1728,13 @@ impl Store for DynamoStore {
         self.settle_spend("exchange for session", outcome, session_pk(&session.id))
             .await
     }
+
+    async fn delete_account(
+        &self,
+        deletion: &AccountDeletion,
+    ) -> Result<Result<(), ChangeRejected>, DependencyError> {
+        self.delete_account_items(deletion).await
+    }
 }
 
 #[cfg(test)]
@@ -1741,6 +1759,8 @@ mod tests {
                     picture: None,
                 },
             }],
+            picture: Some(Picture::parse("picture", "https://example.com/a.png").unwrap()),
+            gender: Some(Gender::Female),
             created_at: 1_700_000_000,
             updated_at: 1_700_000_100,
             version: 3,
@@ -1758,6 +1778,7 @@ mod tests {
         assert_eq!(back.name, user.name);
         assert_eq!(back.password_hash, user.password_hash);
         assert_eq!(back.providers, user.providers);
+        assert_eq!((back.picture, back.gender), (user.picture, user.gender));
         assert_eq!(
             (back.created_at, back.updated_at, back.version),
             (1_700_000_000, 1_700_000_100, 3)

@@ -92,6 +92,8 @@ pub async fn sign_up(
         name: request.name,
         password_hash: None,
         providers: Vec::new(),
+        picture: None,
+        gender: None,
         created_at: now,
         updated_at: now,
         version: 1,
