@@ -1,5 +1,6 @@
 //! HTTP glue shared by every binary: request parsing, dispatch to operations, answers.
 
+mod account;
 pub mod error;
 pub mod lambda;
 pub mod local;
@@ -514,6 +515,9 @@ async fn dispatch(
             providers::unbind_provider(app, &who, provider).await?;
             json(Empty {})
         }
+        Operation::DeleteAccount => account::delete_me(app, param, req, ctx).await,
+        Operation::EditBasicInfo => account::basic_edit(app, param, req, ctx).await,
+        Operation::EditProfile => account::patch_profile(app, param, req, ctx).await,
         Operation::Jwks => Ok(app.access_tokens.jwks()),
         Operation::OpenIdConfiguration => json(DiscoveryAnswer {
             issuer: &ctx.issuer,

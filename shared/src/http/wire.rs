@@ -165,6 +165,18 @@ pub struct UserAnswer {
     pub email: String,
     pub phone_number: String,
     pub picture: String,
+    /// `MALE`, `FEMALE`, or `UNKNOWN` when unset.
+    pub gender: &'static str,
+    /// `"SET"` when the account has a password (the SDK's `hasPassword`), absent otherwise:
+    /// nothing of the hash is ever answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<&'static str>,
+    /// A bound email was proven by a code, so it is verified whenever there is one.
+    pub email_verified: bool,
+    /// Not stored: an empty string, which the SDK passes on as is.
+    pub locale: &'static str,
+    /// Not used by this service: always empty (the SDK maps it to `user.role`).
+    pub groups: Vec<String>,
     pub providers: Vec<ProviderSummary>,
     pub created_at: String,
     pub updated_at: String,
@@ -202,10 +214,20 @@ impl From<&User> for UserAnswer {
                 .unwrap_or_default(),
             phone_number: user.phone.as_ref().map(|p| p.display()).unwrap_or_default(),
             picture: user
-                .providers
-                .iter()
-                .find_map(|p| p.profile.picture.clone())
+                .picture
+                .as_ref()
+                .map(|p| p.as_str().to_string())
+                .or_else(|| {
+                    user.providers
+                        .iter()
+                        .find_map(|p| p.profile.picture.clone())
+                })
                 .unwrap_or_default(),
+            gender: user.gender.map_or("UNKNOWN", |g| g.as_str()),
+            password: user.password_hash.as_ref().map(|_| "SET"),
+            email_verified: user.email.is_some(),
+            locale: "",
+            groups: Vec::new(),
             providers: user.providers.iter().map(ProviderSummary::from).collect(),
             created_at: rfc3339(user.created_at),
             updated_at: rfc3339(user.updated_at),

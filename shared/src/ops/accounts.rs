@@ -241,6 +241,10 @@ pub async fn refresh(app: &App, token: RefreshToken, issuer: &str) -> AuthResult
         }
     };
     let mut session = read().await?;
+    // A deleted account's sessions stay stored until their TTL: none of them refreshes.
+    if app.store.user(&session.user_id).await?.is_none() {
+        return Err(AuthError::InvalidGrant);
+    }
     let presented = app.secrets.token(purpose::REFRESH, &token.secret);
     let next = successor(app, &token.secret);
     if presented.matches(&session.refresh_hash) {
