@@ -1114,3 +1114,61 @@ async fn the_attempts_and_their_timeout_are_configurable() {
         "two attempts of 300 ms, with backoff, took {took:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Deleting the account (issue 14)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_account_removes_all_of_it_or_nothing_under_faults() {
+    let targets = vec![
+        needed(Call::dynamodb("BatchGetItem")),
+        needed(Call::dynamodb("TransactWriteItems")),
+        // The account is gone even when the notice to its email fails.
+        optional(Call::SesSendEmail),
+    ];
+    each_target(
+        vec![],
+        targets,
+        |_| async {},
+        |rig, _, case| async move {
+            let s = &rig.server;
+            let account = s.new_account().await;
+            let email = unique_email();
+            let token = rig.verification_token(&email).await;
+            let bind_sudo = s.sudo(&account).await;
+            s.bind_contact(&account, &bind_sudo, "email", &email, &token)
+                .await
+                .assert_ok();
+            let bound = state(s).await;
+            let sudo = s.sudo(&account).await;
+            let before = state(s).await;
+            let sudo_pk = diff(&bound, &before).added_with("SUDO#")[0].clone();
+            let path = format!("/auth/v1/user/me?sudo_token={sudo}");
+            let delete = || s.call("DELETE", &path, Some(&account.access_token), None);
+            let mut reply = rig.under(&case, delete()).await;
+            if reply.status == 503 {
+                // The account, its login keys and the sudo token are exactly as before.
+                diff(&before, &state(s).await).assert_nothing_but(&rig, &case, &[]);
+                reply = delete().await;
+            }
+            reply.assert_ok();
+            // The account, each of its login keys and the sudo token: nothing else.
+            diff(&before, &state(s).await).assert_exactly(
+                &rig,
+                &case,
+                &[],
+                &[
+                    format!("USER#{}", account.sub),
+                    format!("LOGIN#username#{}", account.username),
+                    format!("LOGIN#email#{email}"),
+                    sudo_pk,
+                ],
+                &[],
+            );
+            me(s, &account.access_token)
+                .await
+                .assert_error(401, "unauthenticated");
+        },
+    )
+    .await;
+}

@@ -465,11 +465,32 @@ async fn every_function_uses_exactly_what_its_role_grants() {
     // Sign-up with a proven address.
     let other_email = unique_email();
     let other_token = verified(json!({ "email": other_email }), other_email.clone()).await;
-    run.ok(step("signup", "POST", "/auth/v1/signup").body(json!({
-        "email": other_email,
-        "verification_token": other_token,
-        "password": PASSWORD,
-    })))
+    let other = run
+        .ok(step("signup", "POST", "/auth/v1/signup").body(json!({
+            "email": other_email,
+            "verification_token": other_token,
+            "password": PASSWORD,
+        })))
+        .await;
+    let other_access = other["access_token"].as_str().unwrap().to_string();
+
+    // The profile: a first username reserved (this edit's answer is lost and settled), then
+    // replaced (the old one released); an address change without a verified code, refused.
+    run.ok(step("edit-profile", "POST", "/auth/v1/user/basic/edit")
+        .bearer(&other_access)
+        .body(json!({"nickname": "Iam", "gender": "FEMALE", "username": unique("first")}))
+        .fault(Call::dynamodb("TransactWriteItems"), LOST_ANSWER))
+        .await;
+    run.ok(step("edit-profile", "PATCH", "/auth/v1/user/profile")
+        .bearer(&other_access)
+        .body(json!({"username": unique("second")})))
+        .await;
+    run.refused(
+        step("edit-profile", "POST", "/auth/v1/user/basic/edit")
+            .bearer(&other_access)
+            .body(json!({ "email": unique_email() })),
+        403,
+    )
     .await;
 
     // WeChat: a grant (the app secret from SSM), bind (notices by email and SMS), sign in,
@@ -525,6 +546,37 @@ async fn every_function_uses_exactly_what_its_role_grants() {
         .await;
     run.ok(step("revoke", "POST", "/auth/v1/user/signout")
         .bearer(third["access_token"].as_str().unwrap()))
+        .await;
+
+    // Deleting the account (its email and phone hear of it by email and SMS): refused without
+    // a live sudo token; then deleted, with the transaction's answer lost and settled.
+    let last = run
+        .ok(step("signin", "POST", "/auth/v1/signin")
+            .body(json!({"username": username, "password": PASSWORD})))
+        .await;
+    let last_access = last["access_token"].as_str().unwrap().to_string();
+    let last_sudo = run
+        .ok(step("sudo", "POST", "/auth/v1/user/sudo")
+            .bearer(&last_access)
+            .body(json!({ "password": PASSWORD })))
+        .await;
+    run.refused(
+        step(
+            "delete-user",
+            "DELETE",
+            "/auth/v1/user/me?sudo_token=%5Bobject%20Object%5D",
+        )
+        .bearer(&last_access),
+        403,
+    )
+    .await;
+    let delete_path = format!(
+        "/auth/v1/user/me?sudo_token={}",
+        last_sudo["sudo_token"].as_str().unwrap()
+    );
+    run.ok(step("delete-user", "DELETE", &delete_path)
+        .bearer(&last_access)
+        .fault(Call::dynamodb("TransactWriteItems"), LOST_ANSWER))
         .await;
 
     // The public keys and the discovery document.

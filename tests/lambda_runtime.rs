@@ -388,6 +388,41 @@ async fn each_function_binary_serves_its_step_of_the_seed_flow_through_the_runti
         "a private part was published"
     );
 
+    // The profile, then the account itself, with the first session and its sudo token (its
+    // email hears of the deletion through SES).
+    ok(
+        &functions
+            .call(
+                "edit-profile",
+                "POST",
+                "/auth/v1/user/basic/edit",
+                Some(&access),
+                Some(json!({"nickname": "Lambda", "gender": "MALE"})),
+            )
+            .await,
+        "edit-profile",
+    );
+    ok(
+        &functions
+            .call(
+                "delete-user",
+                "DELETE",
+                &format!("/auth/v1/user/me?sudo_token={}", text(&sudo, "sudo_token")),
+                Some(&access),
+                None,
+            )
+            .await,
+        "delete-user",
+    );
+    let gone = functions
+        .call("user-me", "GET", "/auth/v1/user/me", Some(&access), None)
+        .await;
+    assert_eq!(
+        gone.status, 401,
+        "a deleted account still reads: {}",
+        gone.body
+    );
+
     // Every function binary of the route table was started and served its request.
     let started: BTreeSet<String> = functions.started.lock().unwrap().iter().cloned().collect();
     let expected: BTreeSet<String> = shared::http::routes::functions()

@@ -3,12 +3,14 @@
 //! on a table of its own. The race tests run against DynamoDB only.
 
 use shared::domain::{
-    Address, DisplayName, Email, LoginKey, PhoneNumber, ProviderId, ProviderIdentity, ProviderLink,
-    ProviderProfile, ProviderToken, SecretHash, SecretHasher, SecretToken, Session, SessionId,
-    SudoToken, UnixTime, User, UserId, Username, Verification, VerificationId, VerificationToken,
+    Address, DisplayName, Email, Gender, LoginKey, PhoneNumber, Picture, ProviderId,
+    ProviderIdentity, ProviderLink, ProviderProfile, ProviderToken, SecretHash, SecretHasher,
+    SecretToken, Session, SessionId, SudoToken, UnixTime, User, UserId, Username, Verification,
+    VerificationId, VerificationToken,
 };
 use shared::ports::{
-    AccountChange, ChangeRejected, Clock, Directory, Login, Spend, Store, SudoCheck, SystemClock,
+    AccountChange, AccountDeletion, ChangeRejected, Clock, Directory, Login, Spend, Store,
+    SudoCheck, SystemClock,
 };
 
 const MAX_ATTEMPTS: u32 = 5;
@@ -72,6 +74,11 @@ contract_tests!(
     events_are_counted_per_key_and_window_up_to_the_limit,
     a_cooldown_allows_one_event_until_it_ends,
     the_directory_lists_every_account_with_its_live_sessions_only,
+    // Account deletion and the profile (issue 14).
+    the_picture_and_gender_are_stored_and_cleared,
+    deleting_an_account_removes_it_with_every_login_key_and_spends_the_sudo_token,
+    deleting_from_an_outdated_version_is_stale_and_deletes_nothing,
+    deleting_with_a_sudo_token_that_does_not_hold_is_refused_and_deletes_nothing,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -118,6 +125,8 @@ fn new_user() -> User {
         name: Some(DisplayName::parse("Test User").unwrap()),
         password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_string()),
         providers: Vec::new(),
+        picture: None,
+        gender: None,
         created_at: at,
         updated_at: at,
         version: 1,
@@ -182,6 +191,8 @@ fn assert_same_user(actual: &User, expected: &User) {
     assert_eq!(actual.name, expected.name);
     assert_eq!(actual.password_hash, expected.password_hash);
     assert_eq!(actual.providers, expected.providers);
+    assert_eq!(actual.picture, expected.picture);
+    assert_eq!(actual.gender, expected.gender);
     assert_eq!(actual.created_at, expected.created_at);
     assert_eq!(actual.updated_at, expected.updated_at);
     assert_eq!(actual.version, expected.version);
@@ -1704,4 +1715,183 @@ async fn the_directory_lists_every_account_with_its_live_sessions_only<S: Store 
         .iter()
         .find(|l| l.user.id == plain.id)
         .is_some_and(|l| l.sessions.is_empty()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Account deletion and the profile (issue 14)
+
+async fn the_picture_and_gender_are_stored_and_cleared(store: &dyn Store) {
+    let user = new_user();
+    create(store, &user).await;
+    let set = change(&user, |u| {
+        u.picture = Some(Picture::parse("picture", "https://example.com/me.png").unwrap());
+        u.gender = Some(Gender::Male);
+    });
+    assert_eq!(store.apply(&set).await.unwrap(), Ok(()));
+    assert_same_user(&stored_user(store, &user.id).await, &set.after);
+    let cleared = change(&set.after, |u| {
+        u.picture = None;
+        u.gender = None;
+    });
+    assert_eq!(store.apply(&cleared).await.unwrap(), Ok(()));
+    assert_same_user(&stored_user(store, &user.id).await, &cleared.after);
+}
+
+/// A user holding every kind of login key, created.
+async fn user_with_every_key(store: &dyn Store) -> User {
+    let mut user = new_user();
+    user.email = Some(new_email());
+    user.phone = Some(new_phone());
+    user.providers = vec![ProviderLink {
+        identity: new_identity(),
+        profile: ProviderProfile::default(),
+    }];
+    create(store, &user).await;
+    user
+}
+
+fn deletion(user: &User, sudo: &SudoCheck) -> AccountDeletion {
+    AccountDeletion {
+        user: user.clone(),
+        sudo: sudo.clone(),
+        now: now(),
+    }
+}
+
+/// The account and every key it holds are stored as they were.
+async fn assert_not_deleted(store: &dyn Store, user: &User) {
+    assert_same_user(&stored_user(store, &user.id).await, user);
+    for key in user.login_keys() {
+        assert_eq!(
+            owner_of(store, &key).await,
+            Some(user.id.clone()),
+            "{key:?}"
+        );
+    }
+}
+
+async fn deleting_an_account_removes_it_with_every_login_key_and_spends_the_sudo_token(
+    store: &dyn Store,
+) {
+    let user = user_with_every_key(store).await;
+    let bystander = user_with_every_key(store).await;
+    let (session, sudo) = signed_in_with_sudo(store, &user).await;
+    assert_eq!(
+        store.delete_account(&deletion(&user, &sudo)).await.unwrap(),
+        Ok(())
+    );
+    assert!(store.user(&user.id).await.unwrap().is_none());
+    for key in user.login_keys() {
+        assert_eq!(owner_of(store, &key).await, None, "{key:?} is still held");
+    }
+    assert!(store.sudo_token(&sudo.hash).await.unwrap().is_none());
+    // The session is left to expire; what refuses it is that its account is gone.
+    let (session_read, user_read) = store.session_and_user(&session.id, &user.id).await.unwrap();
+    assert!(session_read.is_some());
+    assert!(user_read.is_none());
+    // Asked again with the same spent token (a retry): done, and nothing else changes.
+    assert_eq!(
+        store.delete_account(&deletion(&user, &sudo)).await.unwrap(),
+        Ok(())
+    );
+    // With a live token of the gone account: nothing to delete.
+    let (_, live) = signed_in_with_sudo(store, &user).await;
+    assert_eq!(
+        store.delete_account(&deletion(&user, &live)).await.unwrap(),
+        Err(ChangeRejected::Stale)
+    );
+    assert_not_deleted(store, &bystander).await;
+
+    // Every identifier is free for another account at once.
+    let mut heir = new_user();
+    heir.username = user.username.clone();
+    heir.email = user.email.clone();
+    heir.phone = user.phone.clone();
+    heir.providers = user.providers.clone();
+    create(store, &heir).await;
+    assert_not_deleted(store, &heir).await;
+}
+
+async fn deleting_from_an_outdated_version_is_stale_and_deletes_nothing(store: &dyn Store) {
+    let user = user_with_every_key(store).await;
+    let (_, sudo) = signed_in_with_sudo(store, &user).await;
+    let email = new_email();
+    let rebound = change(&user, |u| u.email = Some(email.clone()));
+    assert_eq!(store.apply(&rebound).await.unwrap(), Ok(()));
+
+    assert_eq!(
+        store.delete_account(&deletion(&user, &sudo)).await.unwrap(),
+        Err(ChangeRejected::Stale)
+    );
+    assert_not_deleted(store, &rebound.after).await;
+    assert!(store.sudo_token(&sudo.hash).await.unwrap().is_some());
+    // From the current version it goes, with the address bound since.
+    assert_eq!(
+        store
+            .delete_account(&deletion(&rebound.after, &sudo))
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(owner_of(store, &email_key(&email)).await, None);
+}
+
+async fn deleting_with_a_sudo_token_that_does_not_hold_is_refused_and_deletes_nothing(
+    store: &dyn Store,
+) {
+    let user = user_with_every_key(store).await;
+    let (session, sudo) = signed_in_with_sudo(store, &user).await;
+    let (_, other_sessions) = signed_in_with_sudo(store, &user).await;
+    let stranger = new_user();
+    create(store, &stranger).await;
+    let (_, strangers) = signed_in_with_sudo(store, &stranger).await;
+    let expired = SudoToken {
+        hash: new_hash(),
+        user_id: user.id.clone(),
+        session_id: session.id.clone(),
+        // Still stored (DynamoDB deletes it lazily), but past its time.
+        expires_at: now() - 1,
+    };
+    assert!(store.grant_sudo(&expired, now()).await.unwrap());
+    let refused = [
+        // Another session's token, presented as this session's.
+        SudoCheck {
+            session_id: session.id.clone(),
+            ..other_sessions
+        },
+        // Another account's token, presented as this account's.
+        SudoCheck {
+            user_id: user.id.clone(),
+            session_id: session.id.clone(),
+            ..strangers.clone()
+        },
+        SudoCheck {
+            hash: expired.hash.clone(),
+            ..sudo.clone()
+        },
+        SudoCheck {
+            hash: new_hash(),
+            ..sudo.clone()
+        },
+    ];
+    for check in refused {
+        assert_eq!(
+            store
+                .delete_account(&deletion(&user, &check))
+                .await
+                .unwrap(),
+            Err(ChangeRejected::Sudo)
+        );
+        assert_not_deleted(store, &user).await;
+    }
+    // The stranger's own token does not delete this account either.
+    assert_eq!(
+        store
+            .delete_account(&deletion(&user, &strangers))
+            .await
+            .unwrap(),
+        Err(ChangeRejected::Sudo)
+    );
+    assert_not_deleted(store, &user).await;
+    assert!(store.sudo_token(&strangers.hash).await.unwrap().is_some());
 }

@@ -70,11 +70,13 @@ pub fn event(
     if let Some(token) = bearer {
         headers.insert("authorization".into(), format!("Bearer {token}").into());
     }
+    // API Gateway passes the query apart from the path, as it came (still URL-encoded).
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     json!({
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": path,
-        "rawQueryString": "",
+        "rawQueryString": query,
         "headers": headers,
         "requestContext": {
             "accountId": "123456789012",

@@ -189,6 +189,30 @@ pub trait Store: Send + Sync {
         now: UnixTime,
         session: &Session,
     ) -> Result<bool, DependencyError>;
+
+    // Account deletion (issue 14).
+
+    /// Deletes the account `deletion.user` as read, in one atomic step: the user item (only
+    /// while still at that version), every login key it holds (each only while it still names
+    /// this account), and the sudo token, which is spent (only while alive and this session's).
+    /// `Stale` when the account changed or is gone, `Sudo` when the token does not hold. An
+    /// account already gone with its token spent counts as deleted (`Ok`): a retry whose first
+    /// answer was lost cannot tell that apart, and either way the deletion asked for is done.
+    /// Sessions are not listed anywhere, so they stay, but nothing accepts a session whose
+    /// account is gone.
+    async fn delete_account(
+        &self,
+        deletion: &AccountDeletion,
+    ) -> Result<Result<(), ChangeRejected>, DependencyError>;
+}
+
+/// What `Store::delete_account` removes.
+#[derive(Clone, Debug)]
+pub struct AccountDeletion {
+    /// The account as read: its version is the condition, its login keys are released.
+    pub user: User,
+    pub sudo: SudoCheck,
+    pub now: UnixTime,
 }
 
 /// An account and its live sessions, as the local console lists them.

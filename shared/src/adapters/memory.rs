@@ -12,8 +12,8 @@ use crate::domain::{
     UnixTime, User, UserId, Verification, VerificationId, VerificationToken,
 };
 use crate::ports::{
-    AccountChange, AccountListing, ChangeRejected, CountDecision, DependencyError, Directory,
-    LimitDecision, Login, Spend, Store,
+    AccountChange, AccountDeletion, AccountListing, ChangeRejected, CountDecision, DependencyError,
+    Directory, LimitDecision, Login, Spend, Store,
 };
 
 #[derive(Default)]
@@ -415,5 +415,39 @@ impl Store for MemoryStore {
         }
         state.sessions.insert(session.id.clone(), session.clone());
         Ok(true)
+    }
+
+    async fn delete_account(
+        &self,
+        deletion: &AccountDeletion,
+    ) -> Result<Result<(), ChangeRejected>, DependencyError> {
+        let mut state = self.state();
+        let user = &deletion.user;
+        let sudo = &deletion.sudo;
+        match state.users.get(&user.id) {
+            // Deleted before with this very token: done (see `Store::delete_account`).
+            None if !state.sudo_tokens.contains_key(&sudo.hash) => return Ok(Ok(())),
+            Some(stored) if stored.version == user.version => {}
+            _ => return Ok(Err(ChangeRejected::Stale)),
+        }
+        let alive = state.sudo_tokens.get(&sudo.hash).is_some_and(|t| {
+            t.expires_at > deletion.now
+                && t.user_id == sudo.user_id
+                && t.session_id == sudo.session_id
+                && t.user_id == user.id
+        });
+        if !alive {
+            return Ok(Err(ChangeRejected::Sudo));
+        }
+        // Every condition holds: delete.
+        for key in user.login_keys() {
+            let key = key.storage_key();
+            if state.logins.get(&key) == Some(&user.id) {
+                state.logins.remove(&key);
+            }
+        }
+        state.sudo_tokens.remove(&sudo.hash);
+        state.users.remove(&user.id);
+        Ok(Ok(()))
     }
 }

@@ -2,11 +2,13 @@
 //! No I/O and no JSON values here.
 
 mod contact;
+mod profile;
 mod secret;
 
 use std::fmt;
 
 pub use contact::{Address, AddressKind, Email, PhoneNumber};
+pub use profile::{Gender, Picture, MAX_PICTURE_URL};
 pub use secret::{random_bytes, Password, SecretHash, SecretHasher, SecretToken, VerificationCode};
 
 /// Seconds since the Unix epoch.
@@ -214,6 +216,9 @@ pub struct User {
     /// Argon2id in PHC string form.
     pub password_hash: Option<String>,
     pub providers: Vec<ProviderLink>,
+    /// Set by the user (profile edit); a provider's picture is shown while this is unset.
+    pub picture: Option<Picture>,
+    pub gender: Option<Gender>,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
     /// Bumped on every change; writes are conditional on it.

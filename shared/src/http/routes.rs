@@ -19,6 +19,12 @@ pub enum Operation {
     SignInWithProvider,
     ListProviders,
     UnbindProvider,
+    /// `DELETE /user/me?sudo_token=`: the account, with every login key (issue 14).
+    DeleteAccount,
+    /// `POST /user/basic/edit`: `updateUser` / `updateUserBasicInfo` (issue 14).
+    EditBasicInfo,
+    /// `PATCH /user/profile`: v1 `user.update` (issue 14).
+    EditProfile,
     /// The public keys that verify access tokens (JWKS).
     Jwks,
     /// The OpenID Connect discovery document: the issuer and where its keys are.
@@ -109,6 +115,24 @@ pub const ROUTES: &[Route] = &[
         "/auth/v1/user/provider/{provider_id}",
         Operation::UnbindProvider,
         "unbind-provider",
+    ),
+    route(
+        "DELETE",
+        "/auth/v1/user/me",
+        Operation::DeleteAccount,
+        "delete-user",
+    ),
+    route(
+        "POST",
+        "/auth/v1/user/basic/edit",
+        Operation::EditBasicInfo,
+        "edit-profile",
+    ),
+    route(
+        "PATCH",
+        "/auth/v1/user/profile",
+        Operation::EditProfile,
+        "edit-profile",
     ),
     route(
         "GET",

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Address, SecretToken, UnixTime};
+use crate::domain::{Address, ProviderLink, SecretToken, UnixTime, User};
 use crate::error::AuthError;
 use crate::ops::Credentials;
 
@@ -79,6 +79,48 @@ impl From<Credentials> for CredentialsAnswer {
     }
 }
 
+#[derive(Serialize)]
+pub struct ProviderSummary {
+    pub id: &'static str,
+    pub provider_user_id: String,
+    pub name: String,
+}
+
+impl From<&ProviderLink> for ProviderSummary {
+    fn from(link: &ProviderLink) -> Self {
+        Self {
+            id: link.identity.provider.as_str(),
+            provider_user_id: link.identity.subject.clone(),
+            name: link.profile.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct UserAnswer {
+    pub sub: String,
+    pub name: String,
+    pub username: String,
+    pub email: String,
+    pub phone_number: String,
+    pub picture: String,
+    /// `MALE`, `FEMALE`, or `UNKNOWN` when unset.
+    pub gender: &'static str,
+    /// `"SET"` when the account has a password (the SDK's `hasPassword`), absent otherwise:
+    /// nothing of the hash is ever answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<&'static str>,
+    /// A bound email was proven by a code, so it is verified whenever there is one.
+    pub email_verified: bool,
+    /// Not stored: an empty string, which the SDK passes on as is.
+    pub locale: &'static str,
+    /// Not used by this service: always empty (the SDK maps it to `user.role`).
+    pub groups: Vec<String>,
+    pub providers: Vec<ProviderSummary>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 pub fn rfc3339(time: UnixTime) -> String {
     time::OffsetDateTime::from_unix_timestamp(time)
         .ok()
@@ -87,6 +129,97 @@ pub fn rfc3339(time: UnixTime) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+impl From<&User> for UserAnswer {
+    fn from(user: &User) -> Self {
+        Self {
+            sub: user.id.as_str().to_string(),
+            name: user
+                .name
+                .as_ref()
+                .map(|n| n.as_str().to_string())
+                .or_else(|| user.providers.iter().find_map(|p| p.profile.name.clone()))
+                .unwrap_or_default(),
+            username: user
+                .username
+                .as_ref()
+                .map(|u| u.as_str().to_string())
+                .unwrap_or_default(),
+            email: user
+                .email
+                .as_ref()
+                .map(|e| e.as_str().to_string())
+                .unwrap_or_default(),
+            phone_number: user.phone.as_ref().map(|p| p.display()).unwrap_or_default(),
+            picture: user
+                .picture
+                .as_ref()
+                .map(|p| p.as_str().to_string())
+                .or_else(|| {
+                    user.providers
+                        .iter()
+                        .find_map(|p| p.profile.picture.clone())
+                })
+                .unwrap_or_default(),
+            gender: user.gender.map_or("UNKNOWN", |g| g.as_str()),
+            password: user.password_hash.as_ref().map(|_| "SET"),
+            email_verified: user.email.is_some(),
+            locale: "",
+            groups: Vec::new(),
+            providers: user.providers.iter().map(ProviderSummary::from).collect(),
+            created_at: rfc3339(user.created_at),
+            updated_at: rfc3339(user.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct SudoAnswer {
+    pub sudo_token: String,
+    pub expires_in: i64,
+}
+
+#[derive(Serialize)]
+pub struct VerificationAnswer {
+    pub verification_id: String,
+    pub expires_in: i64,
+    pub is_user: bool,
+}
+
+#[derive(Serialize)]
+pub struct VerifyAnswer {
+    pub verification_token: String,
+    pub expires_in: i64,
+}
+
+#[derive(Serialize)]
+pub struct ProviderProfileAnswer {
+    pub provider_id: &'static str,
+    pub sub: String,
+    pub name: String,
+    pub picture: String,
+}
+
+#[derive(Serialize)]
+pub struct ProviderTokenAnswer {
+    pub provider_token: String,
+    pub expires_in: i64,
+    pub provider_profile: ProviderProfileAnswer,
+}
+
+#[derive(Serialize)]
+pub struct ProviderListItem {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub provider_user_name: String,
+    pub bind: bool,
+}
+
+#[derive(Serialize)]
+pub struct ProviderListAnswer {
+    pub total: usize,
+    pub data: Vec<ProviderListItem>,
 }
 
 /// `{}`: the SDK needs a JSON body even when there is nothing to say.

@@ -92,6 +92,8 @@ pub async fn sign_up(
         name: request.name,
         password_hash: None,
         providers: Vec::new(),
+        picture: None,
+        gender: None,
         created_at: now,
         updated_at: now,
         version: 1,
@@ -239,6 +241,10 @@ pub async fn refresh(app: &App, token: RefreshToken, issuer: &str) -> AuthResult
         }
     };
     let mut session = read().await?;
+    // A deleted account's sessions stay stored until their TTL: none of them refreshes.
+    if app.store.user(&session.user_id).await?.is_none() {
+        return Err(AuthError::InvalidGrant);
+    }
     let presented = app.secrets.token(purpose::REFRESH, &token.secret);
     let next = successor(app, &token.secret);
     if presented.matches(&session.refresh_hash) {

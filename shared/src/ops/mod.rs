@@ -3,6 +3,8 @@
 
 pub mod accounts;
 pub mod association;
+pub mod deletion;
+pub mod profile;
 pub mod providers;
 
 use std::sync::Arc;

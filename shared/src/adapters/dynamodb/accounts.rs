@@ -11,7 +11,8 @@ use super::item::{identity_attributes, key_of, n, s, Item, Record};
 use super::sessions::{session_from, session_item, sudo_pk};
 use super::{sdk_error, DynamoStore, CONDITION_FAILED, PARTITION_KEY, TTL_ATTRIBUTE};
 use crate::domain::{
-    DisplayName, Email, LoginKey, PhoneNumber, ProviderLink, UnixTime, User, UserId, Username,
+    DisplayName, Email, Gender, LoginKey, PhoneNumber, Picture, ProviderLink, UnixTime, User,
+    UserId, Username,
 };
 use crate::ports::{
     AccountChange, AccountListing, ChangeRejected, DependencyError, Directory, Login, Spend,
@@ -48,6 +49,12 @@ fn user_item(user: &User) -> Item {
         .map(|link| AttributeValue::M(identity_attributes(&link.identity, &link.profile)))
         .collect();
     item.insert("providers".into(), AttributeValue::L(providers));
+    if let Some(picture) = &user.picture {
+        item.insert("picture".into(), s(picture.as_str()));
+    }
+    if let Some(gender) = user.gender {
+        item.insert("gender".into(), s(gender.as_str()));
+    }
     item.insert("created_at".into(), n(user.created_at));
     item.insert("updated_at".into(), n(user.updated_at));
     item.insert("version".into(), n(user.version));
@@ -87,6 +94,8 @@ pub(super) fn user_from(item: &Item) -> Result<User, DependencyError> {
         name: record.opt_parse("name", DisplayName::parse)?,
         password_hash: record.opt_str("password_hash")?.map(str::to_string),
         providers,
+        picture: record.opt_parse("picture", |raw| Picture::parse("picture", raw))?,
+        gender: record.opt_parse("gender", Gender::parse)?.flatten(),
         created_at: record.number("created_at")?,
         updated_at: record.number("updated_at")?,
         version: record.number("version")?,
@@ -373,6 +382,8 @@ mod tests {
                     picture: None,
                 },
             }],
+            picture: Some(Picture::parse("picture", "https://example.com/a.png").unwrap()),
+            gender: Some(Gender::Female),
             created_at: 1_700_000_000,
             updated_at: 1_700_000_100,
             version: 3,
@@ -390,6 +401,7 @@ mod tests {
         assert_eq!(back.name, user.name);
         assert_eq!(back.password_hash, user.password_hash);
         assert_eq!(back.providers, user.providers);
+        assert_eq!((back.picture, back.gender), (user.picture, user.gender));
         assert_eq!(
             (back.created_at, back.updated_at, back.version),
             (1_700_000_000, 1_700_000_100, 3)

@@ -9,7 +9,7 @@
 //!
 //! | `pk`                              | attributes                                                      |
 //! |-----------------------------------|-----------------------------------------------------------------|
-//! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `created_at`, `updated_at`, `version` |
+//! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `picture`? (https URL), `gender`? (`MALE`/`FEMALE`), `created_at`, `updated_at`, `version` |
 //! | `LOGIN#<LoginKey::storage_key()>` | `user_id`, `password_hash`?: reserves a username, email, phone or provider identity for one account; the account's password hash is repeated here (same transaction) so that sign-in is one read |
 //! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`, `created_at`, `refreshed_at`, `generation`, `authenticated_at` |
 //! | `VERIF#<verification id>`         | `address_kind`, `address`, `code_hash` (hex), `attempts`, `used`, `expires_at` |
@@ -43,6 +43,7 @@
 //!   `ConditionCheck` that the provider identity still names its account; for sudo, with an
 //!   `Update` marking the session authenticated, conditional on it being alive). `grant_sudo`
 //!   is the sudo token's `Put` and that `Update`.
+//! * `delete_account` is one transaction of conditional `Delete`s (see `deletion.rs`).
 //! * `rotate_refresh_token`, `record_wrong_code`, `count_event`, `uncount_event` and
 //!   `acquire_cooldown` are one conditional write each.
 //!
@@ -92,6 +93,7 @@
 
 mod accounts;
 mod codes;
+mod deletion;
 mod item;
 mod limits;
 mod sessions;
@@ -110,7 +112,8 @@ use crate::domain::{
     UnixTime, User, UserId, Verification, VerificationId, VerificationToken,
 };
 use crate::ports::{
-    AccountChange, ChangeRejected, CountDecision, DependencyError, LimitDecision, Login, Store,
+    AccountChange, AccountDeletion, ChangeRejected, CountDecision, DependencyError, LimitDecision,
+    Login, Store,
 };
 
 use item::{key_of, Item};
@@ -410,5 +413,12 @@ impl Store for DynamoStore {
         session: &Session,
     ) -> Result<bool, DependencyError> {
         codes::exchange_for_session(self, provider_token, identity, now, session).await
+    }
+
+    async fn delete_account(
+        &self,
+        deletion: &AccountDeletion,
+    ) -> Result<Result<(), ChangeRejected>, DependencyError> {
+        self.delete_account_items(deletion).await
     }
 }

@@ -10,6 +10,9 @@
 pub mod bind_contact;
 pub mod bind_provider;
 pub mod current_user;
+pub mod delete_account;
+pub mod edit_basic_info;
+pub mod edit_profile;
 pub mod grant_provider_token;
 pub mod jwks;
 pub mod list_providers;
@@ -59,6 +62,9 @@ pub(super) async fn dispatch(
         Operation::SignInWithProvider => json(sign_in_with_provider::handle(app, req, ctx).await?),
         Operation::ListProviders => json(list_providers::handle(app, req, ctx).await?),
         Operation::UnbindProvider => json(unbind_provider::handle(app, req, ctx, param).await?),
+        Operation::DeleteAccount => json(delete_account::handle(app, req, ctx).await?),
+        Operation::EditBasicInfo => json(edit_basic_info::handle(app, req, ctx).await?),
+        Operation::EditProfile => json(edit_profile::handle(app, req, ctx).await?),
         Operation::Jwks => Ok(jwks::handle(app)),
         Operation::OpenIdConfiguration => json(open_id_configuration::handle(app, ctx)),
     }
