@@ -2,7 +2,9 @@
 //! binary on the embedded store and on DynamoDB via moto.
 
 use serde_json::{json, Value};
-use test_support::server::{unique, unique_email, Account, Backend, Reply, Server};
+use test_support::server::{
+    e164, unique, unique_email, unique_phone, Account, Backend, Reply, Server,
+};
 
 const EXE: &str = env!("CARGO_BIN_EXE_local-api");
 
@@ -73,6 +75,15 @@ async fn deleting_the_account_frees_its_username_and_email_and_ends_every_sessio
     let account = server.new_account().await;
     let email = unique_email();
     server.bind_email(&account, &email).await.assert_ok();
+    let phone = unique_phone();
+    let phone_token = server
+        .verification_token("phone_number", &phone, &e164(&phone))
+        .await;
+    let bind_sudo = server.sudo(&account).await;
+    server
+        .bind_contact(&account, &bind_sudo, "phone_number", &phone, &phone_token)
+        .await
+        .assert_ok();
     let other_session = sign_in(&server, &account.username, &account.password).await;
     other_session.assert_ok();
     let sudo = server.sudo(&account).await;
@@ -97,7 +108,7 @@ async fn deleting_the_account_frees_its_username_and_email_and_ends_every_sessio
             .await
             .assert_error(400, "invalid_grant");
     }
-    for name in [&account.username, &email] {
+    for name in [&account.username, &email, &phone] {
         sign_in(&server, name, &account.password)
             .await
             .assert_error(400, "invalid_username_or_password");
@@ -110,12 +121,21 @@ async fn deleting_the_account_frees_its_username_and_email_and_ends_every_sessio
     )
     .await
     .assert_error(401, "unauthenticated");
-    // The email heard of it, and its address and username are free at once.
-    let notices = server.messages_to(&email).await;
-    assert!(
-        notices.last().is_some_and(|body| body.contains("deleted")),
-        "no notice of the deletion: {notices:?}"
-    );
+    // The email and the phone heard of it (the logs name neither), and every identifier is
+    // free at once.
+    for to in [email.clone(), e164(&phone)] {
+        let notices = server.messages_to(&to).await;
+        assert!(
+            notices.last().is_some_and(|body| body.contains("deleted")),
+            "no notice of the deletion to {to}: {notices:?}"
+        );
+    }
+    // The logs (stderr; the local outbox prints messages to stdout by design).
+    let logs = server.logs().join("\n");
+    assert!(logs.contains("account deleted"), "{logs}");
+    for address in [email.as_str(), &e164(&phone)] {
+        assert!(!logs.contains(address), "the logs name {address}");
+    }
     let newcomer = server.new_account().await;
     server.bind_email(&newcomer, &email).await.assert_ok();
     server

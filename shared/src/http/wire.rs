@@ -225,3 +225,36 @@ pub struct ProviderListAnswer {
 /// `{}`: the SDK needs a JSON body even when there is nothing to say.
 #[derive(Serialize)]
 pub struct Empty {}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{User, UserId};
+
+    fn user(password_hash: Option<&str>) -> User {
+        User {
+            id: UserId::generate(),
+            username: None,
+            email: None,
+            phone: None,
+            name: None,
+            password_hash: password_hash.map(str::to_string),
+            providers: Vec::new(),
+            picture: None,
+            gender: None,
+            created_at: 0,
+            updated_at: 0,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn the_user_says_set_for_a_password_and_nothing_without_one() {
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+        let with = serde_json::to_value(UserAnswer::from(&user(Some(hash)))).unwrap();
+        assert_eq!(with["password"], "SET");
+        assert!(!with.to_string().contains("argon2"), "{with}");
+        let without = serde_json::to_value(UserAnswer::from(&user(None))).unwrap();
+        assert!(without.get("password").is_none(), "{without}");
+        assert_eq!(without["gender"], "UNKNOWN");
+    }
+}
