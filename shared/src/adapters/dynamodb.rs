@@ -9,10 +9,11 @@
 //!
 //! | `pk`                              | attributes                                                      |
 //! |-----------------------------------|-----------------------------------------------------------------|
-//! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `created_at`, `updated_at`, `version` |
+//! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `created_at`, `updated_at`, `version`, `expires_at`? (an anonymous account's end) |
 //! | `LOGIN#<LoginKey::storage_key()>` | `user_id`, `password_hash`?: reserves a username, email, phone or provider identity for one account; the account's password hash is repeated here (same transaction) so that sign-in is one read |
 //! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`, `created_at`, `refreshed_at`, `generation`, `authenticated_at` |
-//! | `VERIF#<verification id>`         | `address_kind`, `address`, `code_hash` (hex), `attempts`, `used`, `expires_at` |
+//! | `VERIF#<verification id>`         | `address_kind`, `address`, `code_hash` (hex), `attempts`, `used`, `expires_at`, `requested_by`? (user id) |
+//! | `VADDR#<user id>#<LoginKey::storage_key()>` | `used`, `expires_at`: the account verified a code for that address (`dynamodb/otp.rs`) |
 //! | `VTOKEN#<hash hex>`               | `address_kind`, `address`, `used`, `expires_at` (verification token) |
 //! | `SUDO#<hash hex>`                 | `user_id`, `session_id`, `expires_at`                           |
 //! | `PTOKEN#<hash hex>`               | `provider`, `subject`, `name`?, `picture`?, `used`, `expires_at` (provider token) |
@@ -101,11 +102,14 @@ use crate::domain::{
     Address, AddressKind, DisplayName, Email, LoginKey, PhoneNumber, ProviderId, ProviderIdentity,
     ProviderLink, ProviderProfile, ProviderToken, SecretHash, Session, SessionId, SudoToken,
     UnixTime, User, UserId, Username, Verification, VerificationId, VerificationToken,
+    VerifiedAddress,
 };
 use crate::ports::{
     AccountChange, AccountListing, ChangeRejected, CountDecision, DependencyError, Directory,
     LimitDecision, Login, Spend, Store,
 };
+
+mod otp;
 
 /// The hash key of the table.
 pub const PARTITION_KEY: &str = "pk";
@@ -256,6 +260,9 @@ fn user_item(user: &User) -> Item {
     item.insert("created_at".into(), n(user.created_at));
     item.insert("updated_at".into(), n(user.updated_at));
     item.insert("version".into(), n(user.version));
+    if let Some(end) = user.expires_at {
+        item.insert(TTL_ATTRIBUTE.into(), n(end));
+    }
     item
 }
 
@@ -306,6 +313,9 @@ fn verification_item(verification: &Verification) -> Item {
     item.insert("attempts".into(), n(verification.attempts));
     item.insert("used".into(), b(verification.used));
     item.insert(TTL_ATTRIBUTE.into(), n(verification.expires_at));
+    if let Some(user) = &verification.requested_by {
+        item.insert("requested_by".into(), s(user.as_str()));
+    }
     item
 }
 
@@ -475,6 +485,7 @@ fn user_from(item: &Item) -> Result<User, DependencyError> {
         created_at: record.number("created_at")?,
         updated_at: record.number("updated_at")?,
         version: record.number("version")?,
+        expires_at: record.opt_number(TTL_ATTRIBUTE)?,
     })
 }
 
@@ -514,6 +525,7 @@ fn verification_from(item: &Item) -> Result<Verification, DependencyError> {
         attempts: record.number("attempts")?,
         expires_at: record.number(TTL_ATTRIBUTE)?,
         used: record.bool("used")?,
+        requested_by: record.opt_parse("requested_by", UserId::parse)?,
     })
 }
 
@@ -777,6 +789,9 @@ impl DynamoStore {
             None => return Some(true),
             Some(Spend::Verification { hash, .. }) => verification_token_pk(hash),
             Some(Spend::Provider { hash, .. }) => provider_token_pk(hash),
+            Some(Spend::VerifiedAddress { user_id, address }) => {
+                otp::verified_address_pk(user_id, address)
+            }
         };
         let token = self.settle(token_pk).await?;
         Some(
@@ -970,6 +985,9 @@ impl DynamoStore {
                     (":subject", s(identity.subject.as_str())),
                 ],
             ),
+            Spend::VerifiedAddress { user_id, address } => {
+                self.verified_address_spend_part(user_id, address, now)
+            }
         }
     }
 
@@ -1159,6 +1177,9 @@ impl Store for DynamoStore {
         &self,
         change: &AccountChange,
     ) -> Result<Result<(), ChangeRejected>, DependencyError> {
+        if change.spends_another_accounts_memory() {
+            return Ok(Err(ChangeRejected::Token));
+        }
         let (parts, items): (Vec<Part>, Vec<TransactWriteItem>) =
             self.apply_parts(change)?.into_iter().unzip();
         let codes = match self.transact("TransactWriteItems apply", items).await {
@@ -1717,6 +1738,29 @@ impl Store for DynamoStore {
         self.settle_spend("exchange for session", outcome, session_pk(&session.id))
             .await
     }
+
+    async fn redeem_verification_remembering(
+        &self,
+        id: &VerificationId,
+        max_attempts: u32,
+        now: UnixTime,
+        token: &VerificationToken,
+        remembered: &VerifiedAddress,
+    ) -> Result<bool, DependencyError> {
+        self.redeem_remembering(id, max_attempts, now, token, remembered)
+            .await
+    }
+
+    async fn exchange_verification_for_session(
+        &self,
+        verification_token: &SecretHash,
+        address: &Address,
+        now: UnixTime,
+        session: &Session,
+    ) -> Result<bool, DependencyError> {
+        self.code_for_session(verification_token, address, now, session)
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -1744,6 +1788,7 @@ mod tests {
             created_at: 1_700_000_000,
             updated_at: 1_700_000_100,
             version: 3,
+            expires_at: None,
         }
     }
 

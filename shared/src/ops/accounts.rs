@@ -95,6 +95,7 @@ pub async fn sign_up(
         created_at: now,
         updated_at: now,
         version: 1,
+        expires_at: None,
     };
     let spend = match request.identity {
         NewIdentity::Username(username) => {

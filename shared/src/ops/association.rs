@@ -199,6 +199,7 @@ pub async fn send_verification(
         attempts: 0,
         expires_at: now + settings.code_ttl_secs,
         used: false,
+        requested_by: None,
     };
     // Send first, then store: a code that was not delivered never becomes verifiable.
     let sent = app
