@@ -21,6 +21,7 @@ fn delivers_messages(operation: Operation) -> bool {
             | Operation::BindContact
             | Operation::BindProvider
             | Operation::UnbindProvider
+            | Operation::EditBasicInfo
     )
 }
 
@@ -960,6 +961,7 @@ fn functions_that_send_have_reserved_concurrency() {
         "bind-contact",
         "bind-provider",
         "unbind-provider",
+        "edit-profile",
     ] {
         assert!(
             senders.contains(binary),

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod lambda;
 pub mod local;
+mod otp;
 pub mod routes;
 pub mod wire;
 
@@ -324,6 +325,17 @@ async fn dispatch(
         }
         Operation::SignIn => {
             let b: SignInBody = body(req)?;
+            match (b.password.is_some(), b.verification_token) {
+                (false, Some(token)) => {
+                    return otp::sign_in_with_code(app, b.username, token, ctx).await
+                }
+                (true, Some(_)) => {
+                    return Err(AuthError::InvalidArgument(
+                        "give either password or verification_token".into(),
+                    ))
+                }
+                (_, None) => {}
+            }
             let login = LoginName::parse(&required(b.username, "username")?, country)
                 .map_err(|_| AuthError::InvalidUsernameOrPassword)?;
             let password = Password::parse(&required(b.password, "password")?)?;
@@ -514,6 +526,8 @@ async fn dispatch(
             providers::unbind_provider(app, &who, provider).await?;
             json(Empty {})
         }
+        Operation::SignInAnonymously => otp::sign_in_anonymously(app, param, req, ctx).await,
+        Operation::EditBasicInfo => otp::edit_basic_info(app, param, req, ctx).await,
         Operation::Jwks => Ok(app.access_tokens.jwks()),
         Operation::OpenIdConfiguration => json(DiscoveryAnswer {
             issuer: &ctx.issuer,

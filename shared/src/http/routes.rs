@@ -23,6 +23,10 @@ pub enum Operation {
     Jwks,
     /// The OpenID Connect discovery document: the issuer and where its keys are.
     OpenIdConfiguration,
+    /// A new anonymous account and its session (`signInAnonymously`).
+    SignInAnonymously,
+    /// `updateUser({email | phone})`: binds an address this account just verified.
+    EditBasicInfo,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +125,18 @@ pub const ROUTES: &[Route] = &[
         "/auth/v1/.well-known/openid-configuration",
         Operation::OpenIdConfiguration,
         "jwks",
+    ),
+    route(
+        "POST",
+        "/auth/v1/signin/anonymously",
+        Operation::SignInAnonymously,
+        "signin-anonymously",
+    ),
+    route(
+        "POST",
+        "/auth/v1/user/basic/edit",
+        Operation::EditBasicInfo,
+        "edit-profile",
     ),
 ];
 

@@ -27,6 +27,7 @@ pub struct SignUpBody {
 pub struct SignInBody {
     pub username: Option<String>,
     pub password: Option<String>,
+    pub verification_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -134,7 +135,7 @@ impl From<Credentials> for CredentialsAnswer {
             access_token: c.access_token,
             refresh_token: c.refresh_token.expose(),
             expires_in: c.expires_in,
-            scope: "user",
+            scope: if c.anonymous { "anonymous" } else { "user" },
             sub: c.user_id.as_str().to_string(),
         }
     }
@@ -189,6 +190,8 @@ impl From<&User> for UserAnswer {
                 .as_ref()
                 .map(|n| n.as_str().to_string())
                 .or_else(|| user.providers.iter().find_map(|p| p.profile.name.clone()))
+                // The SDK's `user.is_anonymous` is `name === "anonymous"`.
+                .or_else(|| user.expires_at.map(|_| "anonymous".to_string()))
                 .unwrap_or_default(),
             username: user
                 .username

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod association;
+pub mod otp;
 pub mod providers;
 
 use std::sync::Arc;
@@ -75,7 +76,10 @@ impl Caller {
             .await?;
         match (session, user) {
             (Some(session), Some(user))
-                if !session.revoked && session.expires_at > now && session.user_id == user.id =>
+                if !session.revoked
+                    && session.expires_at > now
+                    && session.user_id == user.id
+                    && user.alive_at(now) =>
             {
                 Ok(Principal { user, session })
             }
@@ -115,6 +119,8 @@ pub struct Credentials {
     pub refresh_token: RefreshToken,
     pub expires_in: i64,
     pub user_id: UserId,
+    /// The account is anonymous: its credentials say so (`scope: "anonymous"`).
+    pub anonymous: bool,
 }
 
 pub(crate) async fn start_session(
@@ -165,6 +171,7 @@ pub(crate) fn credentials(
         refresh_token: RefreshToken { session_id, secret },
         expires_in: ttl,
         user_id: user_id.clone(),
+        anonymous: false,
     })
 }
 
