@@ -28,6 +28,8 @@ test_support::on_both_backends!(
     refused_code_requests_from_many_clients_take_nothing_from_the_address,
     binding_or_unbinding_a_provider_needs_a_recent_sign_in_or_sudo,
     sms_goes_only_to_allowed_countries_and_within_the_deployment_budget,
+    anonymous_sign_ins_are_limited_per_client_not_across_clients,
+    failed_code_sign_ins_are_limited_per_client_whatever_the_tokens,
 );
 
 /// The embedded store's half of this is in the store contract
@@ -568,4 +570,86 @@ async fn sms_goes_only_to_allowed_countries_and_within_the_deployment_budget(bac
     )
     .await
     .assert_ok();
+}
+
+async fn anonymous_sign_ins_are_limited_per_client_not_across_clients(backend: Backend) {
+    let server = start(backend, &[("AUTH_SIGNUPS_PER_IP_PER_HOUR", "3")]).await;
+    let burst = 8;
+    let attacker = client(20, 1);
+    let replies = simultaneously(burst, |_| {
+        post_from(&server, attacker, "/auth/v1/signin/anonymously", json!({}))
+    })
+    .await;
+    assert_eq!(tally(&replies, (200, "")), (3, 5));
+    // Anonymous accounts are sign-ups: the client's ordinary sign-up is refused too.
+    post_from(
+        &server,
+        attacker,
+        "/auth/v1/signup",
+        json!({"username": unique("after"), "password": "correct horse battery"}),
+    )
+    .await
+    .assert_error(429, "resource_exhausted");
+    // Many clients at once each get their own allowance.
+    let replies = simultaneously(burst, |i| {
+        post_from(
+            &server,
+            client(21, i),
+            "/auth/v1/signin/anonymously",
+            json!({}),
+        )
+    })
+    .await;
+    assert_eq!(tally(&replies, (200, "")), (burst, 0));
+}
+
+async fn failed_code_sign_ins_are_limited_per_client_whatever_the_tokens(backend: Backend) {
+    let server = start(
+        backend,
+        &[
+            ("AUTH_SIGNIN_FAILURES_PER_IP_PER_HOUR", "3"),
+            ("AUTH_CODE_RESEND_INTERVAL_SECS", "0"),
+        ],
+    )
+    .await;
+    let email = unique_email();
+    let account = server.new_account().await;
+    server.bind_email(&account, &email).await.assert_ok();
+    let attacker = client(22, 1);
+    let burst = 8;
+    let replies = simultaneously(burst, |i| {
+        post_from(
+            &server,
+            attacker,
+            "/auth/v1/signin",
+            json!({"username": "", "verification_token": format!("guessed-token-{i}")}),
+        )
+    })
+    .await;
+    assert_eq!(tally(&replies, (403, "permission_denied")), (3, 5));
+    // Over its limit, the client is refused even a right token, which stays unspent...
+    let token = server
+        .verification_token("email", &email, &email.to_lowercase())
+        .await;
+    let by_code = json!({"username": email, "verification_token": token});
+    post_from(&server, attacker, "/auth/v1/signin", by_code.clone())
+        .await
+        .assert_error(429, "resource_exhausted");
+    // ...for the account's owner elsewhere; a right code gives its count back.
+    for _ in 0..5 {
+        let token = server
+            .verification_token("email", &email, &email.to_lowercase())
+            .await;
+        post_from(
+            &server,
+            client(22, 2),
+            "/auth/v1/signin",
+            json!({"username": email, "verification_token": token}),
+        )
+        .await
+        .assert_ok();
+    }
+    post_from(&server, client(22, 3), "/auth/v1/signin", by_code)
+        .await
+        .assert_ok();
 }

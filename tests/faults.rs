@@ -1172,3 +1172,155 @@ async fn deleting_an_account_removes_all_of_it_or_nothing_under_faults() {
     )
     .await;
 }
+
+// Sign-in by code and binding a verified address (issue 14)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_by_code_spends_the_token_with_a_new_session_or_neither_under_faults() {
+    // The verification token, then the address's login key, are read; one transaction spends
+    // the token and stores the session.
+    let targets = vec![
+        needed(Call::dynamodb_on("GetItem", "VTOKEN#")),
+        needed(Call::dynamodb_on("GetItem", "LOGIN#")),
+        needed(Call::dynamodb("TransactWriteItems")),
+    ];
+    // Every case asks the same address for a code.
+    let settings = vec![
+        ("AUTH_CODE_RESEND_INTERVAL_SECS", "0".to_string()),
+        ("AUTH_CODE_SENDS_PER_ADDRESS_PER_HOUR", "1000".to_string()),
+    ];
+    // An account with an email bound.
+    let setup = |rig: Arc<Rig>| async move {
+        let s = &rig.server;
+        let account = s.new_account().await;
+        let sudo = s.sudo(&account).await;
+        let email = unique_email();
+        let token = rig.verification_token(&email).await;
+        s.bind_contact(&account, &sudo, "email", &email, &token)
+            .await
+            .assert_ok();
+        (account, email)
+    };
+    each_target(settings, targets, setup, |rig, held, case| async move {
+        let s = &rig.server;
+        let (account, email) = &*held;
+        let token = rig.verification_token(email).await;
+        let sign_in = || {
+            s.post(
+                "/auth/v1/signin",
+                json!({"username": email, "verification_token": token}),
+            )
+        };
+        let before = state(s).await;
+        let mut reply = rig.under(&case, sign_in()).await;
+        if reply.status == 503 {
+            // Unavailable: the token is not spent and no session was stored.
+            diff(&before, &state(s).await).assert_nothing_but(&rig, &case, &[]);
+            reply = sign_in().await;
+        }
+        assert_credentials_for(&reply, Some(&account.sub));
+        let items = state(s).await;
+        // A session started and this verification token spent: nothing else.
+        let token_pk = diff(&before, &items)
+            .changed
+            .into_iter()
+            .find(|pk| pk.starts_with("VTOKEN#"))
+            .unwrap_or_else(|| panic!("{case}: no verification token was spent"));
+        assert_eq!(items[&token_pk]["used"], true, "{case}");
+        diff(&before, &items).assert_exactly(
+            &rig,
+            &case,
+            &[session_pk(&reply.text("refresh_token"))],
+            &[],
+            &[token_pk],
+        );
+        assert_signed_in(s, &reply).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_a_verified_address_happens_fully_or_not_at_all_under_faults() {
+    let targets = vec![
+        needed(Call::dynamodb("BatchGetItem")),
+        needed(Call::dynamodb("TransactWriteItems")),
+        // The change stands even when the notice to the replaced address fails.
+        optional(Call::SesSendEmail),
+    ];
+    // An anonymous account that bound an email its session verified (so that each bind
+    // replaces one, and tells it).
+    let setup = |rig: Arc<Rig>| async move {
+        let visitor = rig
+            .server
+            .post("/auth/v1/signin/anonymously", json!({}))
+            .await;
+        let (sub, access) = (visitor.text("sub"), visitor.text("access_token"));
+        let email = unique_email();
+        verified_by(&rig, &access, &email).await;
+        basic_edit(&rig.server, &access, &email).await.assert_ok();
+        (sub, access, Mutex::new(email))
+    };
+    each_target(vec![], targets, setup, |rig, held, case| async move {
+        let s = &rig.server;
+        let (sub, access, bound) = &*held;
+        let old = bound.lock().unwrap().clone();
+        let email = unique_email();
+        verified_by(&rig, access, &email).await;
+        let before = state(s).await;
+        let mut reply = rig.under(&case, basic_edit(s, access, &email)).await;
+        if reply.status == 503 {
+            // The account, its login keys and the memory are exactly as before.
+            diff(&before, &state(s).await).assert_nothing_but(&rig, &case, &[]);
+            reply = basic_edit(s, access, &email).await;
+        }
+        reply.assert_ok();
+        let items = state(s).await;
+        let memory = format!("VADDR#{sub}#email#{email}");
+        assert_eq!(
+            items[&memory]["used"], true,
+            "{case}: the memory was not spent"
+        );
+        // The account, its new and old login keys and the memory: nothing else.
+        diff(&before, &items).assert_exactly(
+            &rig,
+            &case,
+            &[format!("LOGIN#email#{email}")],
+            &[format!("LOGIN#email#{old}")],
+            &[format!("USER#{sub}"), memory],
+        );
+        assert_eq!(items[&format!("USER#{sub}")]["email"], email, "{case}");
+        *bound.lock().unwrap() = email;
+    })
+    .await;
+}
+
+/// Asks for a code to `email` with the bearer `access` (as the SDK's `updateUser` does) and
+/// verifies it, without faults.
+async fn verified_by(rig: &Rig, access: &str, email: &str) {
+    let id = rig
+        .server
+        .call(
+            "POST",
+            "/auth/v1/verification",
+            Some(access),
+            Some(json!({ "email": email, "usage": "reauthentication" })),
+        )
+        .await
+        .text("verification_id");
+    let code = rig
+        .proxy
+        .latest_code(email)
+        .unwrap_or_else(|| panic!("no code was delivered to {email}"));
+    verify(&rig.server, &id, &code).await.assert_ok();
+}
+
+/// `updateUser({email})`'s bind, with no token.
+async fn basic_edit(s: &Server, access: &str, email: &str) -> Reply {
+    s.call(
+        "POST",
+        "/auth/v1/user/basic/edit",
+        Some(access),
+        Some(json!({ "email": email })),
+    )
+    .await
+}

@@ -493,6 +493,85 @@ async fn every_function_uses_exactly_what_its_role_grants() {
     )
     .await;
 
+    // Sign-in by code: refused for a made-up token, and for an address without account
+    // (nothing spent); then the bound email's code signs in, its answer lost and settled.
+    run.refused(
+        step("signin", "POST", "/auth/v1/signin")
+            .body(json!({"username": "", "verification_token": "made-up"})),
+        403,
+    )
+    .await;
+    let nobodys = unique_email();
+    let nobodys_token = verified(json!({ "email": nobodys }), nobodys.clone()).await;
+    run.refused(
+        step("signin", "POST", "/auth/v1/signin")
+            .body(json!({"username": nobodys, "verification_token": nobodys_token})),
+        404,
+    )
+    .await;
+    let by_code = verified(json!({ "email": email }), email.clone()).await;
+    run.ok(step("signin", "POST", "/auth/v1/signin")
+        .body(json!({"username": email, "verification_token": by_code}))
+        .fault(Call::dynamodb("TransactWriteItems"), LOST_ANSWER))
+        .await;
+
+    // Anonymous: refused over the client's sign-ups, then an account; upgraded by codes its
+    // own session asked for (an email, then a phone replaced by SMS notice, an email replaced
+    // by email notice), once refused for an address it did not verify.
+    run.refused(
+        step("signin-anonymously", "POST", "/auth/v1/signin/anonymously")
+            .body(json!({}))
+            .setting("AUTH_SIGNUPS_PER_IP_PER_HOUR", "0"),
+        429,
+    )
+    .await;
+    let visitor = run
+        .ok(step("signin-anonymously", "POST", "/auth/v1/signin/anonymously").body(json!({})))
+        .await;
+    let visitor = visitor["access_token"].as_str().unwrap().to_string();
+    let verified_by_visitor = |address: Value, to: String| {
+        let (run, visitor) = (&run, &visitor);
+        async move {
+            let sent = run
+                .ok(step("verification", "POST", "/auth/v1/verification")
+                    .bearer(visitor)
+                    .body(address))
+                .await;
+            let code = aws::latest_code(&to).await;
+            run.ok(step("verify", "POST", "/auth/v1/verification/verify").body(
+                json!({"verification_id": sent["verification_id"], "verification_code": code}),
+            ))
+            .await;
+        }
+    };
+    let edit = |body: Value| {
+        step("edit-profile", "POST", "/auth/v1/user/basic/edit")
+            .bearer(&visitor)
+            .body(body)
+    };
+    run.refused(edit(json!({ "email": unique_email() })), 403)
+        .await;
+    let (first_email, second_email) = (unique_email(), unique_email());
+    for (field, address, to) in [
+        ("email", first_email.clone(), first_email.clone()),
+        ("phone", unique_phone(), String::new()),
+        ("phone", unique_phone(), String::new()),
+        ("email", second_email.clone(), second_email.clone()),
+    ] {
+        let (wire, to) = if field == "phone" {
+            ("phone_number", e164(&address))
+        } else {
+            ("email", to)
+        };
+        verified_by_visitor(json!({ wire: address }), to).await;
+        let answer_lost = address == first_email;
+        let mut request = edit(json!({ field: address }));
+        if answer_lost {
+            request = request.fault(Call::dynamodb("TransactWriteItems"), LOST_ANSWER);
+        }
+        run.ok(request).await;
+    }
+
     // WeChat: a grant (the app secret from SSM), bind (notices by email and SMS), sign in,
     // list, unbind.
     let grant = |name: &str| {

@@ -241,6 +241,65 @@ async fn each_function_binary_serves_its_step_of_the_seed_flow_through_the_runti
         text(&by_email, "refresh_token"),
     ]);
 
+    // `signin-anonymously` makes an account; `edit-profile` binds it an email its session
+    // asked a code for and verified (`updateUser({email})`), keeping its sub.
+    let visitor = ok(
+        &functions
+            .call(
+                "signin-anonymously",
+                "POST",
+                "/auth/v1/signin/anonymously",
+                None,
+                Some(json!({})),
+            )
+            .await,
+        "signin-anonymously",
+    );
+    let visitor_access = text(&visitor, "access_token");
+    secrets.extend([visitor_access.clone(), text(&visitor, "refresh_token")]);
+    let upgrade = unique_email();
+    let sent = ok(
+        &functions
+            .call(
+                "verification",
+                "POST",
+                "/auth/v1/verification",
+                Some(&visitor_access),
+                Some(json!({"email": upgrade, "usage": "reauthentication"})),
+            )
+            .await,
+        "verification for the anonymous account",
+    );
+    let code = aws::latest_code(&upgrade).await;
+    let verified = ok(
+        &functions
+            .call(
+                "verify",
+                "POST",
+                "/auth/v1/verification/verify",
+                None,
+                Some(json!({
+                    "verification_id": sent["verification_id"],
+                    "verification_code": code,
+                })),
+            )
+            .await,
+        "verify for the anonymous account",
+    );
+    secrets.extend([upgrade.clone(), code, text(&verified, "verification_token")]);
+    ok(
+        &functions
+            .call(
+                "edit-profile",
+                "POST",
+                "/auth/v1/user/basic/edit",
+                Some(&visitor_access),
+                Some(json!({ "email": upgrade })),
+            )
+            .await,
+        "edit-profile",
+    );
+
     // `token` rotates the refresh token of the session just signed in.
     let refreshed = ok(
         &functions

@@ -10,6 +10,7 @@ const REFRESH_GRACE_SECS: &str = "2";
 /// The tests of each file of the suite: every one must run and pass.
 const SDK_TESTS: u32 = 11; // sdk.test.mjs
 const ACCOUNT_TESTS: u32 = 7; // account.test.mjs
+const OTP_TESTS: u32 = 10; // otp.test.mjs
 
 async fn run_sdk_suite(backend: Backend) {
     let dir = node::suite("e2e").await;
@@ -17,9 +18,12 @@ async fn run_sdk_suite(backend: Backend) {
     let mut settings = wechat::settings(&fake);
     // Short, so that the suite sees a retired refresh token both within the grace and after.
     settings.push(("AUTH_REFRESH_REUSE_GRACE_SECS", REFRESH_GRACE_SECS.into()));
-    // A deleted account's email gets a second code (for the account that binds it next)
-    // within the resend gap; the gap itself is tested in tests/api.rs.
+    // The files run at once from one client address, some sending several codes to one
+    // address in a row (a sign-in by code after binding it; a deleted account's email bound
+    // by the next account); the resend gap and the per-client quota are tested in api.rs
+    // and abuse.rs.
     settings.push(("AUTH_CODE_RESEND_INTERVAL_SECS", "0".into()));
+    settings.push(("AUTH_CODE_SENDS_PER_IP_PER_HOUR", "1000".into()));
     let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let server = Server::start(EXE, backend, &pairs).await;
     let moto = match backend {
@@ -37,7 +41,7 @@ async fn run_sdk_suite(backend: Backend) {
     node::run(
         &dir,
         &env,
-        SDK_TESTS + ACCOUNT_TESTS,
+        SDK_TESTS + ACCOUNT_TESTS + OTP_TESTS,
         &server,
         &format!("the SDK suite on {backend:?}"),
     )

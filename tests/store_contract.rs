@@ -6,7 +6,7 @@ use shared::domain::{
     Address, DisplayName, Email, Gender, LoginKey, PhoneNumber, Picture, ProviderId,
     ProviderIdentity, ProviderLink, ProviderProfile, ProviderToken, SecretHash, SecretHasher,
     SecretToken, Session, SessionId, SudoToken, UnixTime, User, UserId, Username, Verification,
-    VerificationId, VerificationToken,
+    VerificationId, VerificationToken, VerifiedAddress,
 };
 use shared::ports::{
     AccountChange, AccountDeletion, ChangeRejected, Clock, Directory, Login, Spend, Store,
@@ -79,6 +79,11 @@ contract_tests!(
     deleting_an_account_removes_it_with_every_login_key_and_spends_the_sudo_token,
     deleting_from_an_outdated_version_is_stale_and_deletes_nothing,
     deleting_with_a_sudo_token_that_does_not_hold_is_refused_and_deletes_nothing,
+    // Sign-in by code and verified addresses (issue 14).
+    a_verification_token_exchanges_for_one_session_of_the_account_its_address_names,
+    a_remembered_address_is_stored_with_its_redeem_or_not_at_all,
+    a_remembered_address_is_spent_by_one_bind_of_its_account_and_address_while_alive,
+    an_anonymous_accounts_expiry_reads_back_and_ends_with_its_upgrade,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -130,6 +135,7 @@ fn new_user() -> User {
         created_at: at,
         updated_at: at,
         version: 1,
+        expires_at: None,
     }
 }
 
@@ -277,6 +283,7 @@ fn new_verification(address: &Address, expires_at: UnixTime) -> Verification {
         attempts: 0,
         expires_at,
         used: false,
+        requested_by: None,
     }
 }
 
@@ -1894,4 +1901,259 @@ async fn deleting_with_a_sudo_token_that_does_not_hold_is_refused_and_deletes_no
     );
     assert_not_deleted(store, &user).await;
     assert!(store.sudo_token(&strangers.hash).await.unwrap().is_some());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign-in by code and verified addresses (issue 14)
+
+async fn a_verification_token_exchanges_for_one_session_of_the_account_its_address_names(
+    store: &dyn Store,
+) {
+    let email = new_email();
+    let address = Address::Email(email.clone());
+    let mut user = new_user();
+    user.email = Some(email);
+    create(store, &user).await;
+    let other = new_user();
+    create(store, &other).await;
+    let exchange = |hash: &SecretHash, address: &Address, session: &Session| {
+        let (hash, address, session) = (hash.clone(), address.clone(), session.clone());
+        async move {
+            store
+                .exchange_verification_for_session(&hash, &address, now(), &session)
+                .await
+                .unwrap()
+        }
+    };
+    let stored = |session: &Session| {
+        let id = session.id.clone();
+        async move { store.session(&id).await.unwrap() }
+    };
+
+    // Refused, writing nothing: a session of an account the address does not sign in to, a
+    // token for another address, an expired token whose record remains, a used token.
+    let live = verification_token_for(store, &address, now() + 300, false).await;
+    let for_other = new_session(&other, now() + 3600);
+    assert!(!exchange(&live, &address, &for_other).await);
+    assert!(stored(&for_other).await.is_none());
+    let session = new_session(&user, now() + 3600);
+    let elsewhere = Address::Email(new_email());
+    let for_elsewhere = verification_token_for(store, &elsewhere, now() + 300, false).await;
+    assert!(!exchange(&for_elsewhere, &address, &session).await);
+    let expired = verification_token_for(store, &address, now() - 1, false).await;
+    assert!(!exchange(&expired, &address, &session).await);
+    let used = verification_token_for(store, &address, now() + 300, true).await;
+    assert!(!exchange(&used, &address, &session).await);
+    assert!(stored(&session).await.is_none());
+    assert!(!token_used(store, &live).await);
+
+    // Once: the token is spent and the session stored together.
+    assert!(exchange(&live, &address, &session).await);
+    let kept = stored(&session).await.expect("the session is stored");
+    assert_eq!(
+        (kept.id, kept.user_id),
+        (session.id.clone(), user.id.clone())
+    );
+    assert!(token_used(store, &live).await);
+    let again = new_session(&user, now() + 3600);
+    assert!(!exchange(&live, &address, &again).await);
+    assert!(stored(&again).await.is_none());
+}
+
+/// A verification asked for by `user`, redeemed remembering that `user` verified `address`.
+async fn remembered(
+    store: &dyn Store,
+    user: &User,
+    address: &Address,
+    expires_at: UnixTime,
+) -> bool {
+    let mut verification = new_verification(address, now() + 600);
+    verification.requested_by = Some(user.id.clone());
+    store.put_verification(&verification).await.unwrap();
+    let memory = VerifiedAddress {
+        user_id: user.id.clone(),
+        address: address.clone(),
+        expires_at,
+    };
+    store
+        .redeem_verification_remembering(
+            &verification.id,
+            MAX_ATTEMPTS,
+            now(),
+            &earned_token(address),
+            &memory,
+        )
+        .await
+        .unwrap()
+}
+
+/// A change binding `email` to `user` that spends the memory of `spender` verifying it.
+fn bind_remembered(user: &User, spender: &User, email: &Email) -> AccountChange {
+    let mut bind = change(user, |u| u.email = Some(email.clone()));
+    bind.spend = Some(Spend::VerifiedAddress {
+        user_id: spender.id.clone(),
+        address: Address::Email(email.clone()),
+    });
+    bind
+}
+
+async fn a_remembered_address_is_stored_with_its_redeem_or_not_at_all(store: &dyn Store) {
+    let user = new_user();
+    create(store, &user).await;
+    let email = new_email();
+    let address = Address::Email(email.clone());
+
+    // A verification that does not redeem (already used) remembers nothing.
+    let mut verification = new_verification(&address, now() + 600);
+    verification.requested_by = Some(user.id.clone());
+    store.put_verification(&verification).await.unwrap();
+    assert!(store
+        .redeem_verification(
+            &verification.id,
+            MAX_ATTEMPTS,
+            now(),
+            &earned_token(&address)
+        )
+        .await
+        .unwrap());
+    let memory = VerifiedAddress {
+        user_id: user.id.clone(),
+        address: address.clone(),
+        expires_at: now() + 300,
+    };
+    let token = earned_token(&address);
+    assert!(!store
+        .redeem_verification_remembering(&verification.id, MAX_ATTEMPTS, now(), &token, &memory)
+        .await
+        .unwrap());
+    assert!(store
+        .verification_token(&token.hash)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .apply(&bind_remembered(&user, &user, &email))
+            .await
+            .unwrap(),
+        Err(ChangeRejected::Token)
+    );
+
+    // One that redeems stores its token and the memory together.
+    assert_eq!(
+        store
+            .verification(&verification.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .requested_by,
+        Some(user.id.clone())
+    );
+    assert!(remembered(store, &user, &address, now() + 300).await);
+    assert_eq!(
+        store
+            .apply(&bind_remembered(&user, &user, &email))
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(owner_of(store, &email_key(&email)).await, Some(user.id));
+}
+
+async fn a_remembered_address_is_spent_by_one_bind_of_its_account_and_address_while_alive(
+    store: &dyn Store,
+) {
+    let user = new_user();
+    create(store, &user).await;
+    let other = new_user();
+    create(store, &other).await;
+    let email = new_email();
+    let address = Address::Email(email.clone());
+    assert!(remembered(store, &user, &address, now() + 300).await);
+
+    // Another account's memory, another address, an expired memory: rejected, nothing written.
+    assert_eq!(
+        store
+            .apply(&bind_remembered(&other, &user, &email))
+            .await
+            .unwrap(),
+        Err(ChangeRejected::Token)
+    );
+    assert_eq!(
+        store
+            .apply(&bind_remembered(&other, &other, &email))
+            .await
+            .unwrap(),
+        Err(ChangeRejected::Token)
+    );
+    let elsewhere = new_email();
+    assert_eq!(
+        store
+            .apply(&bind_remembered(&user, &user, &elsewhere))
+            .await
+            .unwrap(),
+        Err(ChangeRejected::Token)
+    );
+    let stale = new_email();
+    assert!(remembered(store, &user, &Address::Email(stale.clone()), now() - 1).await);
+    assert_eq!(
+        store
+            .apply(&bind_remembered(&user, &user, &stale))
+            .await
+            .unwrap(),
+        Err(ChangeRejected::Token)
+    );
+    assert_same_user(&stored_user(store, &user.id).await, &user);
+
+    // The address held by another account: `Taken`, and the memory stays unspent.
+    let holder = stored_user(store, &other.id).await;
+    let held = change(&holder, |u| u.email = Some(email.clone()));
+    assert_eq!(store.apply(&held).await.unwrap(), Ok(()));
+    assert_eq!(
+        store
+            .apply(&bind_remembered(&user, &user, &email))
+            .await
+            .unwrap(),
+        Err(ChangeRejected::Taken(email_key(&email)))
+    );
+    let released = change(&held.after, |u| u.email = None);
+    assert_eq!(store.apply(&released).await.unwrap(), Ok(()));
+
+    // Once.
+    assert_eq!(
+        store
+            .apply(&bind_remembered(&user, &user, &email))
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    let bound = stored_user(store, &user.id).await;
+    let mut again = change(&bound, |u| u.name = None);
+    again.spend = Some(Spend::VerifiedAddress {
+        user_id: user.id.clone(),
+        address,
+    });
+    assert_eq!(
+        store.apply(&again).await.unwrap(),
+        Err(ChangeRejected::Token)
+    );
+}
+
+async fn an_anonymous_accounts_expiry_reads_back_and_ends_with_its_upgrade(store: &dyn Store) {
+    let mut user = new_user();
+    user.username = None;
+    user.password_hash = None;
+    user.expires_at = Some(now() + 3600);
+    create(store, &user).await;
+    let (_, read) = store
+        .session_and_user(&SessionId::generate(), &user.id)
+        .await
+        .unwrap();
+    assert_eq!(read.expect("the user").expires_at, user.expires_at);
+    let upgraded = change(&user, |u| {
+        u.email = Some(new_email());
+        u.expires_at = None;
+    });
+    assert_eq!(store.apply(&upgraded).await.unwrap(), Ok(()));
+    assert_eq!(stored_user(store, &user.id).await.expires_at, None);
 }

@@ -22,6 +22,7 @@ fn delivers_messages(operation: Operation) -> bool {
             | Operation::BindProvider
             | Operation::UnbindProvider
             | Operation::DeleteAccount
+            | Operation::EditBasicInfo
     )
 }
 
@@ -962,6 +963,7 @@ fn functions_that_send_have_reserved_concurrency() {
         "bind-provider",
         "unbind-provider",
         "delete-user",
+        "edit-profile",
     ] {
         assert!(
             senders.contains(binary),

@@ -4,5 +4,5 @@ use shared::bootstrap::Wiring;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::lambda::serve("edit-profile", Wiring::LAMBDA).await
+    shared::http::lambda::serve("edit-profile", Wiring::LAMBDA.with_message_delivery()).await
 }

@@ -82,6 +82,8 @@ pub struct Settings {
     pub refresh_reuse_grace_secs: i64,
     pub session_max_lifetime_secs: i64,
     pub recent_auth_secs: i64,
+    /// Life of an anonymous account that never binds a way to sign in.
+    pub anonymous_account_ttl_secs: i64,
     pub sms_allowed_country_codes: SmsCountries,
     pub sms_sends_per_hour: u32,
     pub access_token_ttl_secs: i64,
@@ -254,6 +256,8 @@ impl Settings {
             session_max_lifetime_secs: env
                 .positive("AUTH_SESSION_MAX_LIFETIME_SECS", 90 * 24 * 3600)?,
             recent_auth_secs: env.positive("AUTH_RECENT_AUTH_SECS", 600)?,
+            anonymous_account_ttl_secs: env
+                .positive("AUTH_ANONYMOUS_ACCOUNT_TTL_SECS", 30 * 24 * 3600)?,
             sms_allowed_country_codes: SmsCountries::parse(
                 &env.text("AUTH_SMS_ALLOWED_COUNTRY_CODES")
                     .unwrap_or("86".into()),

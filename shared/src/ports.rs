@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use crate::domain::{
     Address, LoginKey, ProviderId, ProviderIdentity, ProviderProfile, ProviderToken, SecretHash,
     Session, SessionId, SudoToken, UnixTime, User, UserId, Verification, VerificationCode,
-    VerificationId, VerificationToken,
+    VerificationId, VerificationToken, VerifiedAddress,
 };
 
 /// A dependency failed; the operation answers `unavailable`. The text is for logs only.
@@ -31,6 +31,9 @@ pub enum Spend {
         hash: SecretHash,
         identity: ProviderIdentity,
     },
+    /// The memory that this account verified a code for exactly this address, alive and
+    /// unspent (see `VerifiedAddress`).
+    VerifiedAddress { user_id: UserId, address: Address },
 }
 
 /// One atomic change of an account: the user item moves from `before` to `after` (created when
@@ -45,6 +48,15 @@ pub struct AccountChange {
     pub spend: Option<Spend>,
     pub session: Option<Session>,
     pub now: UnixTime,
+}
+
+impl AccountChange {
+    /// Whether it spends the memory of an address verified by another account than the one
+    /// it changes: a memory lets only its own account bind the address, so stores reject it
+    /// as an invalid token.
+    pub fn spends_another_accounts_memory(&self) -> bool {
+        matches!(&self.spend, Some(Spend::VerifiedAddress { user_id, .. }) if user_id != &self.after.id)
+    }
 }
 
 /// Why an account change did not happen.
@@ -186,6 +198,30 @@ pub trait Store: Send + Sync {
         &self,
         provider_token: &SecretHash,
         identity: &ProviderIdentity,
+        now: UnixTime,
+        session: &Session,
+    ) -> Result<bool, DependencyError>;
+
+    // Sign-in by code and the address a signed-in account verifies (issue 14).
+
+    /// `redeem_verification`, also remembering in the same atomic step that `remembered`'s
+    /// account verified its address.
+    async fn redeem_verification_remembering(
+        &self,
+        id: &VerificationId,
+        max_attempts: u32,
+        now: UnixTime,
+        token: &VerificationToken,
+        remembered: &VerifiedAddress,
+    ) -> Result<bool, DependencyError>;
+    /// Spends a live verification token for exactly `address` and stores `session` in one
+    /// atomic step, provided the address still signs in to the session's account; false
+    /// (nothing written) when the token is spent, expired or for another address, or the
+    /// address moved.
+    async fn exchange_verification_for_session(
+        &self,
+        verification_token: &SecretHash,
+        address: &Address,
         now: UnixTime,
         session: &Session,
     ) -> Result<bool, DependencyError>;

@@ -615,7 +615,7 @@ body_property!(
 body_property!(
     sign_in_bodies_are_read_leniently,
     SignInBody,
-    &["username", "password"]
+    &["username", "password", "verification_token"]
 );
 body_property!(
     token_bodies_are_read_leniently,

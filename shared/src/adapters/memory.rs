@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::domain::{
     Address, LoginKey, ProviderIdentity, ProviderToken, SecretHash, Session, SessionId, SudoToken,
-    UnixTime, User, UserId, Verification, VerificationId, VerificationToken,
+    UnixTime, User, UserId, Verification, VerificationId, VerificationToken, VerifiedAddress,
 };
 use crate::ports::{
     AccountChange, AccountDeletion, AccountListing, ChangeRejected, CountDecision, DependencyError,
@@ -27,6 +27,8 @@ struct State {
     verification_tokens: HashMap<SecretHash, VerificationToken>,
     sudo_tokens: HashMap<SecretHash, SudoToken>,
     provider_tokens: HashMap<SecretHash, ProviderToken>,
+    /// By account and address: each memory is spent (removed) by the bind it allows.
+    verified_addresses: HashMap<(UserId, Address), VerifiedAddress>,
 }
 
 #[derive(Default)]
@@ -58,6 +60,10 @@ fn spend_is_valid(state: &State, spend: &Spend, now: UnixTime) -> bool {
             .provider_tokens
             .get(hash)
             .is_some_and(|t| !t.used && t.expires_at > now && &t.identity == identity),
+        Spend::VerifiedAddress { user_id, address } => state
+            .verified_addresses
+            .get(&(user_id.clone(), address.clone()))
+            .is_some_and(|memory| memory.expires_at > now),
     }
 }
 
@@ -70,6 +76,27 @@ fn mark_authenticated(state: &mut State, sudo: &SudoToken, now: UnixTime) -> boo
         }
         _ => false,
     }
+}
+
+/// Spends a live verification and stores the token it earns; false when it is not alive.
+fn redeem(
+    state: &mut State,
+    id: &VerificationId,
+    max_attempts: u32,
+    now: UnixTime,
+    token: &VerificationToken,
+) -> bool {
+    let Some(v) = state.verifications.get_mut(id) else {
+        return false;
+    };
+    if v.used || v.attempts >= max_attempts || v.expires_at <= now {
+        return false;
+    }
+    v.used = true;
+    state
+        .verification_tokens
+        .insert(token.hash.clone(), token.clone());
+    true
 }
 
 #[async_trait]
@@ -119,7 +146,8 @@ impl Store for MemoryStore {
             }
         }
         if let Some(spend) = &change.spend {
-            if !spend_is_valid(&state, spend, change.now) {
+            if !spend_is_valid(&state, spend, change.now) || change.spends_another_accounts_memory()
+            {
                 return Ok(Err(ChangeRejected::Token));
             }
         }
@@ -155,6 +183,11 @@ impl Store for MemoryStore {
                 if let Some(token) = state.provider_tokens.get_mut(hash) {
                     token.used = true;
                 }
+            }
+            Some(Spend::VerifiedAddress { user_id, address }) => {
+                state
+                    .verified_addresses
+                    .remove(&(user_id.clone(), address.clone()));
             }
             None => {}
         }
@@ -321,18 +354,7 @@ impl Store for MemoryStore {
         now: UnixTime,
         token: &VerificationToken,
     ) -> Result<bool, DependencyError> {
-        let mut state = self.state();
-        let Some(v) = state.verifications.get_mut(id) else {
-            return Ok(false);
-        };
-        if v.used || v.attempts >= max_attempts || v.expires_at <= now {
-            return Ok(false);
-        }
-        v.used = true;
-        state
-            .verification_tokens
-            .insert(token.hash.clone(), token.clone());
-        Ok(true)
+        Ok(redeem(&mut self.state(), id, max_attempts, now, token))
     }
 
     async fn verification_token(
@@ -449,5 +471,48 @@ impl Store for MemoryStore {
         state.sudo_tokens.remove(&sudo.hash);
         state.users.remove(&user.id);
         Ok(Ok(()))
+    }
+
+    async fn redeem_verification_remembering(
+        &self,
+        id: &VerificationId,
+        max_attempts: u32,
+        now: UnixTime,
+        token: &VerificationToken,
+        remembered: &VerifiedAddress,
+    ) -> Result<bool, DependencyError> {
+        let mut state = self.state();
+        if !redeem(&mut state, id, max_attempts, now, token) {
+            return Ok(false);
+        }
+        state.verified_addresses.insert(
+            (remembered.user_id.clone(), remembered.address.clone()),
+            remembered.clone(),
+        );
+        Ok(true)
+    }
+
+    async fn exchange_verification_for_session(
+        &self,
+        verification_token: &SecretHash,
+        address: &Address,
+        now: UnixTime,
+        session: &Session,
+    ) -> Result<bool, DependencyError> {
+        let mut state = self.state();
+        let spend = Spend::Verification {
+            hash: verification_token.clone(),
+            address: address.clone(),
+        };
+        let key = LoginKey::Address(address.clone()).storage_key();
+        if !spend_is_valid(&state, &spend, now) || state.logins.get(&key) != Some(&session.user_id)
+        {
+            return Ok(false);
+        }
+        if let Some(token) = state.verification_tokens.get_mut(verification_token) {
+            token.used = true;
+        }
+        state.sessions.insert(session.id.clone(), session.clone());
+        Ok(true)
     }
 }

@@ -223,6 +223,9 @@ pub struct User {
     pub updated_at: UnixTime,
     /// Bumped on every change; writes are conditional on it.
     pub version: u64,
+    /// An anonymous account (one without any way to sign in again) ends at this time unless
+    /// it binds one first; `None` for every other account.
+    pub expires_at: Option<UnixTime>,
 }
 
 impl User {
@@ -265,6 +268,12 @@ impl User {
             .find(|l| l.identity.provider == provider)
     }
 
+    /// Whether the account is alive at `now`: an anonymous one ends at its expiry, which the
+    /// code enforces itself because DynamoDB deletes expired items days late.
+    pub fn alive_at(&self, now: UnixTime) -> bool {
+        self.expires_at.is_none_or(|end| end > now)
+    }
+
     /// Ways left to sign in: a password with something to name the account by, or a provider.
     pub fn sign_in_methods(&self) -> usize {
         let named = self.username.is_some() || self.email.is_some() || self.phone.is_some();
@@ -300,6 +309,18 @@ pub struct Verification {
     pub attempts: u32,
     pub expires_at: UnixTime,
     pub used: bool,
+    /// The signed-in account that asked for the code, if any: when it is verified, that
+    /// account is remembered to hold the address (see `VerifiedAddress`).
+    pub requested_by: Option<UserId>,
+}
+
+/// An account that just verified a code for an address, sent at its own request: what lets
+/// it bind that address without a token (`updateUser({email})` sends none). Spent by the bind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedAddress {
+    pub user_id: UserId,
+    pub address: Address,
+    pub expires_at: UnixTime,
 }
 
 /// Proof that someone holds an address; spent by sign-up, sudo or binding.

@@ -21,7 +21,8 @@ pub enum Operation {
     UnbindProvider,
     /// `DELETE /user/me?sudo_token=`: the account, with every login key (issue 14).
     DeleteAccount,
-    /// `POST /user/basic/edit`: `updateUser` / `updateUserBasicInfo` (issue 14).
+    /// `POST /user/basic/edit`: `updateUser` / `updateUserBasicInfo`, the profile and an
+    /// address this account just verified a code for (issue 14).
     EditBasicInfo,
     /// `PATCH /user/profile`: v1 `user.update` (issue 14).
     EditProfile,
@@ -29,6 +30,8 @@ pub enum Operation {
     Jwks,
     /// The OpenID Connect discovery document: the issuer and where its keys are.
     OpenIdConfiguration,
+    /// A new anonymous account and its session (`signInAnonymously`).
+    SignInAnonymously,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +148,12 @@ pub const ROUTES: &[Route] = &[
         "/auth/v1/.well-known/openid-configuration",
         Operation::OpenIdConfiguration,
         "jwks",
+    ),
+    route(
+        "POST",
+        "/auth/v1/signin/anonymously",
+        Operation::SignInAnonymously,
+        "signin-anonymously",
     ),
 ];
 

@@ -73,7 +73,7 @@ impl From<Credentials> for CredentialsAnswer {
             access_token: c.access_token,
             refresh_token: c.refresh_token.expose(),
             expires_in: c.expires_in,
-            scope: "user",
+            scope: if c.anonymous { "anonymous" } else { "user" },
             sub: c.user_id.as_str().to_string(),
         }
     }
@@ -140,6 +140,8 @@ impl From<&User> for UserAnswer {
                 .as_ref()
                 .map(|n| n.as_str().to_string())
                 .or_else(|| user.providers.iter().find_map(|p| p.profile.name.clone()))
+                // The SDK's `user.is_anonymous` is `name === "anonymous"`.
+                .or_else(|| user.expires_at.map(|_| "anonymous".to_string()))
                 .unwrap_or_default(),
             username: user
                 .username
@@ -244,6 +246,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             version: 1,
+            expires_at: None,
         }
     }
 

@@ -97,6 +97,7 @@ pub async fn sign_up(
         created_at: now,
         updated_at: now,
         version: 1,
+        expires_at: None,
     };
     let spend = match request.identity {
         NewIdentity::Username(username) => {
@@ -241,10 +242,17 @@ pub async fn refresh(app: &App, token: RefreshToken, issuer: &str) -> AuthResult
         }
     };
     let mut session = read().await?;
-    // A deleted account's sessions stay stored until their TTL: none of them refreshes.
-    if app.store.user(&session.user_id).await?.is_none() {
-        return Err(AuthError::InvalidGrant);
-    }
+    // An anonymous account ends at its expiry, and its sessions with it.
+    let anonymous = match app.store.user(&session.user_id).await? {
+        Some(user) if user.alive_at(now) => user.expires_at.is_some(),
+        _ => return Err(AuthError::InvalidGrant),
+    };
+    let answer = |credentials: AuthResult<Credentials>| {
+        credentials.map(|credentials| Credentials {
+            anonymous,
+            ..credentials
+        })
+    };
     let presented = app.secrets.token(purpose::REFRESH, &token.secret);
     let next = successor(app, &token.secret);
     if presented.matches(&session.refresh_hash) {
@@ -265,15 +273,22 @@ pub async fn refresh(app: &App, token: RefreshToken, issuer: &str) -> AuthResult
             )
             .await?
         {
-            return credentials(app, issuer, &session.user_id, session.id, next, now);
+            return answer(credentials(
+                app,
+                issuer,
+                &session.user_id,
+                session.id,
+                next,
+                now,
+            ));
         }
         // Rotated by another request since it was read: judged as a retired token below.
         session = read().await?;
     }
     match generations_behind(app, &token.secret, &session) {
-        Some(1) if now - session.refreshed_at < settings.refresh_reuse_grace_secs => {
-            credentials(app, issuer, &session.user_id, session.id, next, now)
-        }
+        Some(1) if now - session.refreshed_at < settings.refresh_reuse_grace_secs => answer(
+            credentials(app, issuer, &session.user_id, session.id, next, now),
+        ),
         Some(behind) => {
             app.store.revoke_session(&session.id).await?;
             tracing::warn!(

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use crate::domain::{
     Address, LoginKey, Password, SecretToken, SudoToken, UnixTime, User, Verification,
-    VerificationCode, VerificationId, VerificationToken,
+    VerificationCode, VerificationId, VerificationToken, VerifiedAddress,
 };
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountChange, ChangeRejected, Message, Spend, SudoCheck};
@@ -167,7 +167,11 @@ pub async fn send_verification(
         store.login(&login),
     );
     let principal = principal?;
-    if target == Target::CurrentUser && !principal.is_some_and(|p| p.user.has_address(&address)) {
+    if target == Target::CurrentUser
+        && !principal
+            .as_ref()
+            .is_some_and(|p| p.user.has_address(&address))
+    {
         return Err(AuthError::PermissionDenied(
             "the address is not bound to the signed-in account",
         ));
@@ -199,6 +203,7 @@ pub async fn send_verification(
         attempts: 0,
         expires_at: now + settings.code_ttl_secs,
         used: false,
+        requested_by: principal.map(|p| p.user.id),
     };
     // Send first, then store: a code that was not delivered never becomes verifiable.
     let sent = app
@@ -380,15 +385,36 @@ pub async fn verify(
     let ttl = app.settings.verification_token_ttl_secs;
     let record = VerificationToken {
         hash: app.secrets.token(purpose::VERIFICATION_TOKEN, &token),
-        address: verification.address,
+        address: verification.address.clone(),
         expires_at: now + ttl,
         used: false,
     };
-    if !app
-        .store
-        .redeem_verification(&verification_id, max_attempts, now, &record)
-        .await?
-    {
+    // A code a signed-in account asked for also lets that account bind the address without
+    // a token (`updateUser({email})` sends none), for as long as a token would live.
+    let redeemed = match verification.requested_by {
+        Some(user_id) => {
+            let remembered = VerifiedAddress {
+                user_id,
+                address: verification.address,
+                expires_at: now + ttl,
+            };
+            app.store
+                .redeem_verification_remembering(
+                    &verification_id,
+                    max_attempts,
+                    now,
+                    &record,
+                    &remembered,
+                )
+                .await?
+        }
+        None => {
+            app.store
+                .redeem_verification(&verification_id, max_attempts, now, &record)
+                .await?
+        }
+    };
+    if !redeemed {
         return Err(AuthError::InvalidVerificationCode);
     }
     Ok(VerificationGrant {
@@ -436,10 +462,16 @@ pub async fn bind_contact(
         kind = request.address.kind().as_str(),
         "address bound"
     );
-    if let Some(old) = previous.filter(|old| old != &request.address) {
+    tell_replaced(app, previous, &request.address).await;
+    Ok(())
+}
+
+/// Tells the address a bind replaced (if it did) that it no longer signs in.
+pub(crate) async fn tell_replaced(app: &App, previous: Option<Address>, new: &Address) {
+    if let Some(old) = previous.filter(|old| old != new) {
         let body = format!(
             "This address no longer signs in to your account: it was replaced by {}. If you did not do this, contact support.",
-            named_in_notice(&request.address)
+            named_in_notice(new)
         );
         notify(
             app,
@@ -449,7 +481,6 @@ pub async fn bind_contact(
         )
         .await;
     }
-    Ok(())
 }
 
 /// How a notice names an address: enough for its owner to recognise it, too little for
@@ -517,6 +548,10 @@ pub(crate) async fn change_account<T>(
         let now = app.clock.now();
         let mut after = before.clone();
         let outcome = edit(&mut after)?;
+        // An account that gains a way to sign in is no longer anonymous: it stops expiring.
+        if !after.login_keys().is_empty() {
+            after.expires_at = None;
+        }
         after.version = before.version + 1;
         after.updated_at = now;
         let change = AccountChange {
@@ -538,6 +573,9 @@ pub(crate) async fn change_account<T>(
                 return Err(AuthError::PermissionDenied(match &spend {
                     Some(Spend::Provider { .. }) => {
                         "the provider_token is invalid, used or expired"
+                    }
+                    Some(Spend::VerifiedAddress { .. }) => {
+                        "no code was verified for this address by this account just now"
                     }
                     _ => "the verification_token is invalid, used, expired or for another address",
                 }))

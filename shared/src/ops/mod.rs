@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod association;
 pub mod deletion;
+pub mod otp;
 pub mod profile;
 pub mod providers;
 
@@ -77,7 +78,10 @@ impl Caller {
             .await?;
         match (session, user) {
             (Some(session), Some(user))
-                if !session.revoked && session.expires_at > now && session.user_id == user.id =>
+                if !session.revoked
+                    && session.expires_at > now
+                    && session.user_id == user.id
+                    && user.alive_at(now) =>
             {
                 Ok(Principal { user, session })
             }
@@ -117,6 +121,8 @@ pub struct Credentials {
     pub refresh_token: RefreshToken,
     pub expires_in: i64,
     pub user_id: UserId,
+    /// The account is anonymous: its credentials say so (`scope: "anonymous"`).
+    pub anonymous: bool,
 }
 
 pub(crate) async fn start_session(
@@ -167,6 +173,7 @@ pub(crate) fn credentials(
         refresh_token: RefreshToken { session_id, secret },
         expires_in: ttl,
         user_id: user_id.clone(),
+        anonymous: false,
     })
 }
 

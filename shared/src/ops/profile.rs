@@ -2,9 +2,9 @@
 
 use crate::domain::{Address, DisplayName, Gender, Picture, User, Username};
 use crate::error::{AuthError, AuthResult};
-use crate::ports::Spend;
 
-use super::association::change_account;
+use super::association::{change_account, tell_replaced};
+use super::otp::verified_address_proof;
 use super::{App, Principal};
 
 /// One field of an edit: absent (`None`) leaves it as it is; `Some(None)` clears it.
@@ -25,10 +25,10 @@ pub struct ProfileEdit {
 /// when another request changed it in between). A new username is reserved in the same change.
 pub async fn edit_profile(app: &App, principal: &Principal, edit: ProfileEdit) -> AuthResult<()> {
     let spend = match &edit.address {
-        Some(address) => Some(proof_of_address(app, principal, address).await?),
+        Some(address) => Some(verified_address_proof(app, principal, address)?),
         None => None,
     };
-    change_account(app, principal, None, spend, |user| {
+    let previous = change_account(app, principal, None, spend, |user| {
         if let Some(name) = &edit.name {
             user.name = name.clone();
         }
@@ -41,15 +41,19 @@ pub async fn edit_profile(app: &App, principal: &Principal, edit: ProfileEdit) -
         if let Some(gender) = edit.gender {
             user.gender = gender;
         }
+        let previous = edit.address.as_ref().and_then(|a| user.address(a.kind()));
         match &edit.address {
             Some(Address::Email(email)) => user.email = Some(email.clone()),
             Some(Address::Phone(phone)) => user.phone = Some(phone.clone()),
             None => {}
         }
-        Ok(())
+        Ok(previous)
     })
     .await?;
     tracing::info!(user = principal.user.id.as_str(), "profile edited");
+    if let Some(address) = &edit.address {
+        tell_replaced(app, previous, address).await;
+    }
     Ok(())
 }
 
@@ -59,23 +63,4 @@ pub async fn current(app: &App, principal: &Principal) -> AuthResult<User> {
         .user(&principal.user.id)
         .await?
         .ok_or(AuthError::Unauthenticated("the account no longer exists"))
-}
-
-/// The proof that this account may take `address` as its sign-in address. The SDK sends the
-/// address without any token (LIFECYCLE.md row 14): only a code this account verified for
-/// exactly that address moments before could prove it, and this service does not remember
-/// those yet, so every address change here is refused.
-async fn proof_of_address(
-    _app: &App,
-    principal: &Principal,
-    address: &Address,
-) -> AuthResult<Spend> {
-    tracing::info!(
-        user = principal.user.id.as_str(),
-        kind = address.kind().as_str(),
-        "an address change without a verified code was refused"
-    );
-    Err(AuthError::PermissionDenied(
-        "no code was verified for this address",
-    ))
 }

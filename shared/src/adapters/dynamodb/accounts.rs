@@ -58,6 +58,9 @@ fn user_item(user: &User) -> Item {
     item.insert("created_at".into(), n(user.created_at));
     item.insert("updated_at".into(), n(user.updated_at));
     item.insert("version".into(), n(user.version));
+    if let Some(end) = user.expires_at {
+        item.insert(TTL_ATTRIBUTE.into(), n(end));
+    }
     item
 }
 
@@ -99,6 +102,7 @@ pub(super) fn user_from(item: &Item) -> Result<User, DependencyError> {
         created_at: record.number("created_at")?,
         updated_at: record.number("updated_at")?,
         version: record.number("version")?,
+        expires_at: record.opt_number(TTL_ATTRIBUTE)?,
     })
 }
 
@@ -138,6 +142,9 @@ async fn change_landed(store: &DynamoStore, change: &AccountChange) -> Option<bo
         None => return Some(true),
         Some(Spend::Verification { hash, .. }) => verification_token_pk(hash),
         Some(Spend::Provider { hash, .. }) => provider_token_pk(hash),
+        Some(Spend::VerifiedAddress { user_id, address }) => {
+            super::otp::verified_address_pk(user_id, address)
+        }
     };
     let token = store.settle(token_pk).await?;
     Some(
@@ -262,6 +269,9 @@ pub(super) async fn apply(
     store: &DynamoStore,
     change: &AccountChange,
 ) -> Result<Result<(), ChangeRejected>, DependencyError> {
+    if change.spends_another_accounts_memory() {
+        return Ok(Err(ChangeRejected::Token));
+    }
     let (parts, items): (Vec<Part>, Vec<TransactWriteItem>) =
         apply_parts(store, change)?.into_iter().unzip();
     let codes = match store.transact("TransactWriteItems apply", items).await {
@@ -387,6 +397,7 @@ mod tests {
             created_at: 1_700_000_000,
             updated_at: 1_700_000_100,
             version: 3,
+            expires_at: None,
         }
     }
 

@@ -8,12 +8,12 @@ use super::item::{b, identity_attributes, insert_address, key_of, n, s, Item, Re
 use super::sessions::{session_item, session_pk};
 use super::{is_condition_failure, sdk_error, DynamoStore, PARTITION_KEY, TTL_ATTRIBUTE};
 use crate::domain::{
-    LoginKey, ProviderIdentity, ProviderToken, SecretHash, Session, UnixTime, Verification,
+    LoginKey, ProviderIdentity, ProviderToken, SecretHash, Session, UnixTime, UserId, Verification,
     VerificationId, VerificationToken,
 };
 use crate::ports::{DependencyError, Spend};
 
-fn verification_pk(id: &VerificationId) -> String {
+pub(super) fn verification_pk(id: &VerificationId) -> String {
     format!("VERIF#{}", id.as_str())
 }
 
@@ -32,10 +32,13 @@ fn verification_item(verification: &Verification) -> Item {
     item.insert("attempts".into(), n(verification.attempts));
     item.insert("used".into(), b(verification.used));
     item.insert(TTL_ATTRIBUTE.into(), n(verification.expires_at));
+    if let Some(user) = &verification.requested_by {
+        item.insert("requested_by".into(), s(user.as_str()));
+    }
     item
 }
 
-fn verification_token_item(token: &VerificationToken) -> Item {
+pub(super) fn verification_token_item(token: &VerificationToken) -> Item {
     let mut item = key_of(verification_token_pk(&token.hash));
     insert_address(&mut item, &token.address);
     item.insert("used".into(), b(token.used));
@@ -61,6 +64,7 @@ fn verification_from(item: &Item) -> Result<Verification, DependencyError> {
         attempts: record.number("attempts")?,
         expires_at: record.number(TTL_ATTRIBUTE)?,
         used: record.bool("used")?,
+        requested_by: record.opt_parse("requested_by", UserId::parse)?,
     })
 }
 
@@ -133,6 +137,9 @@ pub(super) fn spend_part(
                 (":subject", s(identity.subject.as_str())),
             ],
         ),
+        Spend::VerifiedAddress { user_id, address } => {
+            store.verified_address_spend_part(user_id, address, now)
+        }
     }
 }
 

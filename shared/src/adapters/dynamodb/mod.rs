@@ -9,10 +9,11 @@
 //!
 //! | `pk`                              | attributes                                                      |
 //! |-----------------------------------|-----------------------------------------------------------------|
-//! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `picture`? (https URL), `gender`? (`MALE`/`FEMALE`), `created_at`, `updated_at`, `version` |
+//! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `picture`? (https URL), `gender`? (`MALE`/`FEMALE`), `created_at`, `updated_at`, `version`, `expires_at`? (an anonymous account's end) |
 //! | `LOGIN#<LoginKey::storage_key()>` | `user_id`, `password_hash`?: reserves a username, email, phone or provider identity for one account; the account's password hash is repeated here (same transaction) so that sign-in is one read |
 //! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`, `created_at`, `refreshed_at`, `generation`, `authenticated_at` |
-//! | `VERIF#<verification id>`         | `address_kind`, `address`, `code_hash` (hex), `attempts`, `used`, `expires_at` |
+//! | `VERIF#<verification id>`         | `address_kind`, `address`, `code_hash` (hex), `attempts`, `used`, `expires_at`, `requested_by`? (user id) |
+//! | `VADDR#<user id>#<LoginKey::storage_key()>` | `used`, `expires_at`: the account verified a code for that address (`dynamodb/otp.rs`) |
 //! | `VTOKEN#<hash hex>`               | `address_kind`, `address`, `used`, `expires_at` (verification token) |
 //! | `SUDO#<hash hex>`                 | `user_id`, `session_id`, `expires_at`                           |
 //! | `PTOKEN#<hash hex>`               | `provider`, `subject`, `name`?, `picture`?, `used`, `expires_at` (provider token) |
@@ -96,6 +97,7 @@ mod codes;
 mod deletion;
 mod item;
 mod limits;
+mod otp;
 mod sessions;
 mod table;
 mod transact;
@@ -109,7 +111,7 @@ use aws_sdk_dynamodb::Client;
 
 use crate::domain::{
     Address, LoginKey, ProviderIdentity, ProviderToken, SecretHash, Session, SessionId, SudoToken,
-    UnixTime, User, UserId, Verification, VerificationId, VerificationToken,
+    UnixTime, User, UserId, Verification, VerificationId, VerificationToken, VerifiedAddress,
 };
 use crate::ports::{
     AccountChange, AccountDeletion, ChangeRejected, CountDecision, DependencyError, LimitDecision,
@@ -420,5 +422,28 @@ impl Store for DynamoStore {
         deletion: &AccountDeletion,
     ) -> Result<Result<(), ChangeRejected>, DependencyError> {
         self.delete_account_items(deletion).await
+    }
+
+    async fn redeem_verification_remembering(
+        &self,
+        id: &VerificationId,
+        max_attempts: u32,
+        now: UnixTime,
+        token: &VerificationToken,
+        remembered: &VerifiedAddress,
+    ) -> Result<bool, DependencyError> {
+        self.redeem_remembering(id, max_attempts, now, token, remembered)
+            .await
+    }
+
+    async fn exchange_verification_for_session(
+        &self,
+        verification_token: &SecretHash,
+        address: &Address,
+        now: UnixTime,
+        session: &Session,
+    ) -> Result<bool, DependencyError> {
+        self.code_for_session(verification_token, address, now, session)
+            .await
     }
 }

@@ -21,6 +21,7 @@ pub mod refresh_token;
 pub mod revoke;
 pub mod send_verification;
 pub mod sign_in;
+pub mod sign_in_anonymously;
 pub mod sign_in_with_provider;
 pub mod sign_out;
 pub mod sign_up;
@@ -65,6 +66,7 @@ pub(super) async fn dispatch(
         Operation::DeleteAccount => json(delete_account::handle(app, req, ctx).await?),
         Operation::EditBasicInfo => json(edit_basic_info::handle(app, req, ctx).await?),
         Operation::EditProfile => json(edit_profile::handle(app, req, ctx).await?),
+        Operation::SignInAnonymously => json(sign_in_anonymously::handle(app, req, ctx).await?),
         Operation::Jwks => Ok(jwks::handle(app)),
         Operation::OpenIdConfiguration => json(open_id_configuration::handle(app, ctx)),
     }
