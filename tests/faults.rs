@@ -531,8 +531,9 @@ async fn sign_in_starts_a_session_or_is_unavailable_under_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_replaces_the_token_or_keeps_the_old_one_working_under_faults() {
+    // The session is read with its account (whose epoch says whether it is alive).
     let targets = vec![
-        needed(Call::dynamodb("GetItem")),
+        needed(Call::dynamodb("BatchGetItem")),
         needed(Call::dynamodb("UpdateItem")),
     ];
     // The account, and the refresh token the client holds now.

@@ -523,6 +523,11 @@ async fn every_function_uses_exactly_what_its_role_grants() {
     let third = run
         .ok(step("signin", "POST", "/auth/v1/signin").body(account))
         .await;
+    // A refresh token issued before they named the account (`<session>.<secret>`).
+    let named = third["refresh_token"].as_str().unwrap();
+    let (session, rest) = named.split_once('.').unwrap();
+    let (_, secret) = rest.split_once('.').unwrap();
+    run.ok(refresh(json!(format!("{session}.{secret}")))).await;
     run.ok(step("revoke", "POST", "/auth/v1/user/signout")
         .bearer(third["access_token"].as_str().unwrap()))
         .await;

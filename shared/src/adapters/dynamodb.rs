@@ -9,12 +9,12 @@
 //!
 //! | `pk`                              | attributes                                                      |
 //! |-----------------------------------|-----------------------------------------------------------------|
-//! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `created_at`, `updated_at`, `version` |
-//! | `LOGIN#<LoginKey::storage_key()>` | `user_id`, `password_hash`?: reserves a username, email, phone or provider identity for one account; the account's password hash is repeated here (same transaction) so that sign-in is one read |
-//! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`, `created_at`, `refreshed_at`, `generation`, `authenticated_at` |
+//! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `created_at`, `updated_at`, `version`, `session_epoch`? (absent: 0) |
+//! | `LOGIN#<LoginKey::storage_key()>` | `user_id`, `password_hash`?, `session_epoch`?: reserves a username, email, phone or provider identity for one account; the account's password hash and session epoch are repeated here (same transaction) so that sign-in is one read |
+//! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`, `created_at`, `refreshed_at`, `generation`, `authenticated_at`, `epoch`? (absent: 0; alive only while it is the user's `session_epoch`) |
 //! | `VERIF#<verification id>`         | `address_kind`, `address`, `code_hash` (hex), `attempts`, `used`, `expires_at` |
 //! | `VTOKEN#<hash hex>`               | `address_kind`, `address`, `used`, `expires_at` (verification token) |
-//! | `SUDO#<hash hex>`                 | `user_id`, `session_id`, `expires_at`                           |
+//! | `SUDO#<hash hex>`                 | `user_id`, `session_id`, `expires_at`, `epoch`? (absent: 0)    |
 //! | `PTOKEN#<hash hex>`               | `provider`, `subject`, `name`?, `picture`?, `used`, `expires_at` (provider token) |
 //! | `COOLDOWN#<key>`                  | `expires_at` (busy until), `holder` (random, one per acquisition) |
 //! | `COUNT#<key>#<window start>`      | `count`, `expires_at` (window end)                              |
@@ -96,6 +96,8 @@ use aws_sdk_dynamodb::types::{
     Update,
 };
 use aws_sdk_dynamodb::Client;
+
+mod password;
 
 use crate::domain::{
     Address, AddressKind, DisplayName, Email, LoginKey, PhoneNumber, ProviderId, ProviderIdentity,
@@ -256,6 +258,7 @@ fn user_item(user: &User) -> Item {
     item.insert("created_at".into(), n(user.created_at));
     item.insert("updated_at".into(), n(user.updated_at));
     item.insert("version".into(), n(user.version));
+    item.insert("session_epoch".into(), n(user.session_epoch));
     item
 }
 
@@ -265,6 +268,7 @@ fn login_item(storage_key: &str, user: &User) -> Item {
     if let Some(hash) = &user.password_hash {
         item.insert("password_hash".into(), s(hash.as_str()));
     }
+    item.insert("session_epoch".into(), n(user.session_epoch));
     item
 }
 
@@ -296,6 +300,7 @@ fn session_item(session: &Session) -> Item {
     item.insert("refreshed_at".into(), n(session.refreshed_at));
     item.insert("generation".into(), n(session.generation));
     item.insert("authenticated_at".into(), n(session.authenticated_at));
+    item.insert("epoch".into(), n(session.epoch));
     item
 }
 
@@ -322,6 +327,7 @@ fn sudo_item(token: &SudoToken) -> Item {
     item.insert("user_id".into(), s(token.user_id.as_str()));
     item.insert("session_id".into(), s(token.session_id.as_str()));
     item.insert(TTL_ATTRIBUTE.into(), n(token.expires_at));
+    item.insert("epoch".into(), n(token.epoch));
     item
 }
 
@@ -475,6 +481,8 @@ fn user_from(item: &Item) -> Result<User, DependencyError> {
         created_at: record.number("created_at")?,
         updated_at: record.number("updated_at")?,
         version: record.number("version")?,
+        // Items stored before the epoch existed are of the first one.
+        session_epoch: record.opt_number("session_epoch")?.unwrap_or(0),
     })
 }
 
@@ -483,6 +491,7 @@ fn login_from(item: &Item) -> Result<Login, DependencyError> {
     Ok(Login {
         user_id: record.parse("user_id", UserId::parse)?,
         password_hash: record.opt_str("password_hash")?.map(str::to_string),
+        session_epoch: record.opt_number("session_epoch")?.unwrap_or(0),
     })
 }
 
@@ -501,6 +510,7 @@ fn session_from(item: &Item) -> Result<Session, DependencyError> {
         refreshed_at: record.opt_number("refreshed_at")?.unwrap_or(created_at),
         generation: record.opt_number("generation")?.unwrap_or(0),
         authenticated_at: record.opt_number("authenticated_at")?.unwrap_or(created_at),
+        epoch: record.opt_number("epoch")?.unwrap_or(0),
     })
 }
 
@@ -534,6 +544,7 @@ fn sudo_from(item: &Item) -> Result<SudoToken, DependencyError> {
         user_id: record.parse("user_id", UserId::parse)?,
         session_id: record.parse("session_id", SessionId::parse)?,
         expires_at: record.number(TTL_ATTRIBUTE)?,
+        epoch: record.opt_number("epoch")?.unwrap_or(0),
     })
 }
 
@@ -562,6 +573,8 @@ enum Part {
     Sudo,
     Spend,
     Session,
+    /// The session a password change keeps, moved to the new epoch.
+    KeptSession,
 }
 
 impl DynamoStore {
@@ -1027,10 +1040,11 @@ impl DynamoStore {
         let after_storage: HashSet<String> = after_keys.iter().map(LoginKey::storage_key).collect();
 
         let owned = "attribute_not_exists(#pk) OR #user_id = :uid";
-        let password_changed = change
-            .before
-            .as_ref()
-            .is_some_and(|before| before.password_hash != change.after.password_hash);
+        // The keys repeat the password hash and the session epoch.
+        let password_changed = change.before.as_ref().is_some_and(|before| {
+            before.password_hash != change.after.password_hash
+                || before.session_epoch != change.after.session_epoch
+        });
         let mut seen = HashSet::new();
         for key in after_keys {
             let storage_key = key.storage_key();
@@ -1071,12 +1085,13 @@ impl DynamoStore {
         }
 
         if let Some(sudo) = &change.sudo {
+            let epoch = change.before.as_ref().map_or(0, |u| u.session_epoch);
             let check = ConditionCheck::builder()
                 .table_name(&self.table)
                 .set_key(Some(key_of(sudo_pk(&sudo.hash))))
-                .condition_expression(
-                    "#user_id = :sudo_uid AND #session_id = :sid AND #expires_at > :now",
-                )
+                .condition_expression(password::sudo_condition(epoch))
+                .expression_attribute_names("#epoch", "epoch")
+                .expression_attribute_values(":epoch", n(epoch))
                 .expression_attribute_names("#user_id", "user_id")
                 .expression_attribute_names("#session_id", "session_id")
                 .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
@@ -1717,6 +1732,14 @@ impl Store for DynamoStore {
         self.settle_spend("exchange for session", outcome, session_pk(&session.id))
             .await
     }
+
+    async fn apply_keeping_session(
+        &self,
+        change: &AccountChange,
+        session: &SessionId,
+    ) -> Result<Result<(), ChangeRejected>, DependencyError> {
+        self.apply_keeping(change, session).await
+    }
 }
 
 #[cfg(test)]
@@ -1744,6 +1767,7 @@ mod tests {
             created_at: 1_700_000_000,
             updated_at: 1_700_000_100,
             version: 3,
+            session_epoch: 2,
         }
     }
 
@@ -1762,6 +1786,7 @@ mod tests {
             (back.created_at, back.updated_at, back.version),
             (1_700_000_000, 1_700_000_100, 3)
         );
+        assert_eq!(back.session_epoch, 2);
     }
 
     #[test]

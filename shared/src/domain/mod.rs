@@ -218,6 +218,9 @@ pub struct User {
     pub updated_at: UnixTime,
     /// Bumped on every change; writes are conditional on it.
     pub version: u64,
+    /// Sessions and sudo tokens of another epoch are dead: bumping it ends them all at once,
+    /// without listing them (a password change or reset, signing out everywhere).
+    pub session_epoch: u64,
 }
 
 impl User {
@@ -284,6 +287,8 @@ pub struct Session {
     pub generation: u32,
     /// When the user last proved who they are here: the sign-in, or a later sudo.
     pub authenticated_at: UnixTime,
+    /// The account's `session_epoch` this session belongs to; alive only while they match.
+    pub epoch: u64,
 }
 
 /// A code sent to an address, waiting to be verified.
@@ -313,6 +318,8 @@ pub struct SudoToken {
     pub user_id: UserId,
     pub session_id: SessionId,
     pub expires_at: UnixTime,
+    /// The account's `session_epoch` when it was granted; void once the epoch moves.
+    pub epoch: u64,
 }
 
 /// Proof that a provider vouched for an identity; spent by binding.
