@@ -13,7 +13,7 @@ use test_support::template::*;
 // What the code does, written down once (see shared/src/ops and shared/src/adapters/dynamodb.rs)
 
 /// Operations that deliver a message: a code (SES or SNS), or a notice of the change to the
-/// account's address (binding a contact, binding or unbinding a provider).
+/// account's address (binding a contact, binding or unbinding a provider, a new password).
 fn delivers_messages(operation: Operation) -> bool {
     matches!(
         operation,
@@ -21,6 +21,8 @@ fn delivers_messages(operation: Operation) -> bool {
             | Operation::BindContact
             | Operation::BindProvider
             | Operation::UnbindProvider
+            | Operation::ChangePassword
+            | Operation::ResetPassword
     )
 }
 
@@ -28,7 +30,11 @@ fn delivers_messages(operation: Operation) -> bool {
 fn hashes_passwords(operation: Operation) -> bool {
     matches!(
         operation,
-        Operation::SignUp | Operation::SignIn | Operation::Sudo
+        Operation::SignUp
+            | Operation::SignIn
+            | Operation::Sudo
+            | Operation::ChangePassword
+            | Operation::ResetPassword
     )
 }
 
@@ -960,6 +966,8 @@ fn functions_that_send_have_reserved_concurrency() {
         "bind-contact",
         "bind-provider",
         "unbind-provider",
+        "change-password",
+        "reset-password",
     ] {
         assert!(
             senders.contains(binary),

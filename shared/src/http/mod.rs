@@ -3,6 +3,7 @@
 pub mod error;
 pub mod lambda;
 pub mod local;
+mod passwords;
 pub mod routes;
 pub mod wire;
 
@@ -514,6 +515,9 @@ async fn dispatch(
             providers::unbind_provider(app, &who, provider).await?;
             json(Empty {})
         }
+        Operation::ChangePassword => passwords::change_password(app, param, req, ctx).await,
+        Operation::ResetPassword => passwords::reset_password(app, param, req, ctx).await,
+        Operation::RevokeAll => passwords::revoke_all(app, param, req, ctx).await,
         Operation::Jwks => Ok(app.access_tokens.jwks()),
         Operation::OpenIdConfiguration => json(DiscoveryAnswer {
             issuer: &ctx.issuer,

@@ -19,6 +19,10 @@ pub enum Operation {
     SignInWithProvider,
     ListProviders,
     UnbindProvider,
+    /// Passwords and sessions: `setPassword`, `resetPasswordForEmail`, `revokeAllDevices`.
+    ChangePassword,
+    ResetPassword,
+    RevokeAll,
     /// The public keys that verify access tokens (JWKS).
     Jwks,
     /// The OpenID Connect discovery document: the issuer and where its keys are.
@@ -109,6 +113,24 @@ pub const ROUTES: &[Route] = &[
         "/auth/v1/user/provider/{provider_id}",
         Operation::UnbindProvider,
         "unbind-provider",
+    ),
+    route(
+        "PATCH",
+        "/auth/v1/user/password",
+        Operation::ChangePassword,
+        "change-password",
+    ),
+    route(
+        "POST",
+        "/auth/v1/reset",
+        Operation::ResetPassword,
+        "reset-password",
+    ),
+    route(
+        "DELETE",
+        "/auth/v1/user/revoke/all",
+        Operation::RevokeAll,
+        "revoke-all",
     ),
     route(
         "GET",

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod association;
+pub mod passwords;
 pub mod providers;
 
 use std::sync::Arc;
