@@ -490,12 +490,15 @@ async fn simultaneous_resets_with_one_token_change_the_password_once(backend: Ba
             })
         })
         .collect();
+    // The token is held by the first reset that uses it: the others are refused before any
+    // hashing (or, past it, find the token spent).
     let mut winners = Vec::new();
     for (i, task) in tasks.into_iter().enumerate() {
         let reply = task.await.expect("a reset task");
-        match reply.status {
-            200 => winners.push(i),
-            _ => reply.assert_error(403, "permission_denied"),
+        match (reply.status, reply.error()) {
+            (200, _) => winners.push(i),
+            (429, "resource_exhausted") | (403, "permission_denied") => {}
+            _ => panic!("unexpected answer {}: {}", reply.status, reply.body),
         }
     }
     assert_eq!(winners.len(), 1, "resets that succeeded: {winners:?}");

@@ -8,7 +8,10 @@ use crate::ports::{AccountChange, ChangeRejected, Spend, SudoCheck};
 
 use super::accounts::{check_password_policy, taken};
 use super::association::notify;
-use super::{purpose, App, Principal};
+use super::{limit_key, purpose, within_limit, App, Principal};
+
+/// How long a verification token is held by the reset that uses it: past the SDK's 10 s.
+const RESET_LOCK_SECS: i64 = 11;
 
 #[derive(Debug)]
 pub struct ChangePassword {
@@ -71,7 +74,8 @@ pub struct ResetPassword {
 /// A token for another address, or spent, or expired, is `permission_denied` before anything
 /// else is looked at. Only a live token for this very address can learn that no account holds
 /// it (`not_found`): its holder proved they own the address, and `/verification` with
-/// `target: USER` tells anyone that much.
+/// `target: USER` tells anyone that much. A token another reset is using is
+/// `resource_exhausted`.
 pub async fn reset_password(app: &App, request: ResetPassword) -> AuthResult<()> {
     check_password_policy(app, &request.new_password)?;
     let now = app.clock.now();
@@ -81,7 +85,7 @@ pub async fn reset_password(app: &App, request: ResetPassword) -> AuthResult<()>
     let address = request.address;
     let login = LoginKey::Address(address.clone());
     let (stored, holder) =
-        tokio::join!(app.store.verification_token(&hash), app.store.login(&login),);
+        tokio::join!(app.store.verification_token(&hash), app.store.login(&login));
     let live = stored?
         .is_some_and(|token| !token.used && token.expires_at > now && token.address == address);
     if !live {
@@ -95,6 +99,15 @@ pub async fn reset_password(app: &App, request: ResetPassword) -> AuthResult<()>
         .await?
         .filter(|user| user.has_address(&address))
         .ok_or_else(no_account)?;
+    // One reset per token at a time: a burst sharing a live token hashes one password, not
+    // one each, before the first spends it. Not released on failure: a retry waits it out.
+    let lock = limit_key(app, "reset-token", &hash.to_hex());
+    within_limit(
+        app.store
+            .acquire_cooldown(&lock, now + RESET_LOCK_SECS, now)
+            .await?,
+        now,
+    )?;
     let password_hash = app.passwords.hash(request.new_password).await?;
     let spend = Spend::Verification { hash, address };
     let changed = end_sessions(app, user, Some(&password_hash), None, Some(spend), None).await?;
@@ -196,7 +209,7 @@ async fn end_sessions(
 /// Tells the account's addresses that its password changed: the owner learns of a change they
 /// did not make while the addresses are still theirs.
 async fn tell_of_new_password(app: &App, user: &User) {
-    let body = "The password of your account was changed, and every other device was signed out. If you did not do this, reset your password now and contact support.";
+    let body = "The password of your account was changed, and the devices signed in with the old one were signed out. If you did not do this, reset your password now and contact support.";
     notify(
         app,
         [
