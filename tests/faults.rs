@@ -350,11 +350,11 @@ fn the_one(items: &BTreeMap<String, Value>, prefix: &str, field: &str, value: &s
     matching[0].clone()
 }
 
-/// The `pk` of the session a refresh token belongs to (`<session id>.<secret>`).
+/// The `pk` of the session a refresh token belongs to (`<session id>.<user id>.<secret>`).
 fn session_pk(refresh_token: &str) -> String {
     let (session, _) = refresh_token
         .split_once('.')
-        .expect("a refresh token is <session id>.<secret>");
+        .expect("a refresh token starts with <session id>.");
     format!("SESSION#{session}")
 }
 
@@ -531,8 +531,9 @@ async fn sign_in_starts_a_session_or_is_unavailable_under_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_replaces_the_token_or_keeps_the_old_one_working_under_faults() {
+    // The session is read with its account (whose epoch says whether it is alive).
     let targets = vec![
-        needed(Call::dynamodb("GetItem")),
+        needed(Call::dynamodb("BatchGetItem")),
         needed(Call::dynamodb("UpdateItem")),
     ];
     // The account, and the refresh token the client holds now.
@@ -857,6 +858,61 @@ async fn binding_an_email_happens_fully_or_not_at_all_under_faults() {
             "{case}: the old address was not released"
         );
         *bound.lock().unwrap() = email;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passwords
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_password_happens_fully_or_not_at_all_under_faults() {
+    let targets = vec![
+        needed(Call::dynamodb("BatchGetItem")),
+        needed(Call::dynamodb_on("GetItem", "SUDO#")),
+        needed(Call::dynamodb("TransactWriteItems")),
+    ];
+    let setup = |rig: Arc<Rig>| async move { Mutex::new(rig.server.new_account().await) };
+    each_target(vec![], targets, setup, |rig, held, case| async move {
+        let s = &rig.server;
+        let account = held.lock().unwrap().clone();
+        // Each case: a fresh sudo token (a change ends them all) and another device.
+        let sudo = s.sudo(&account).await;
+        let other = sign_in(s, &account).await.text("access_token");
+        let new_password = unique("a new passphrase ");
+        let change = || {
+            s.call(
+                "PATCH",
+                "/auth/v1/user/password",
+                Some(&account.access_token),
+                Some(json!({"sudo_token": sudo, "new_password": new_password})),
+            )
+        };
+        let before = state(s).await;
+        let mut reply = rig.under(&case, change()).await;
+        if reply.status == 503 {
+            // Not the account, not its login keys, not a session: all as before.
+            diff(&before, &state(s).await).assert_nothing_but(&rig, &case, &[]);
+            me(s, &other).await.assert_ok();
+            reply = change().await;
+        }
+        reply.assert_ok();
+        // The account, its login key (which repeats the hash and the epoch) and the caller's
+        // session (moved to the new epoch): nothing else.
+        diff(&before, &state(s).await).assert_exactly(
+            &rig,
+            &case,
+            &[],
+            &[],
+            &[
+                format!("USER#{}", account.sub),
+                format!("LOGIN#username#{}", account.username),
+                session_pk(&account.refresh_token),
+            ],
+        );
+        me(s, &account.access_token).await.assert_ok();
+        me(s, &other).await.assert_error(401, "unauthenticated");
+        held.lock().unwrap().password = new_password;
     })
     .await;
 }

@@ -623,6 +623,11 @@ async fn every_function_uses_exactly_what_its_role_grants() {
     let third = run
         .ok(step("signin", "POST", "/auth/v1/signin").body(account))
         .await;
+    // A refresh token issued before they named the account (`<session>.<secret>`).
+    let named = third["refresh_token"].as_str().unwrap();
+    let (session, rest) = named.split_once('.').unwrap();
+    let (_, secret) = rest.split_once('.').unwrap();
+    run.ok(refresh(json!(format!("{session}.{secret}")))).await;
     run.ok(step("revoke", "POST", "/auth/v1/user/signout")
         .bearer(third["access_token"].as_str().unwrap()))
         .await;
@@ -669,6 +674,60 @@ async fn every_function_uses_exactly_what_its_role_grants() {
         "/auth/v1/.well-known/openid-configuration",
     ))
     .await;
+
+    // Passwords, on an account of their own (they end its other sessions), with an email and
+    // a phone bound so that each notice goes by SES and by SNS.
+    let owner = json!({"username": unique("pw"), "password": PASSWORD});
+    let owned = run
+        .ok(step("signup", "POST", "/auth/v1/signup").body(owner.clone()))
+        .await;
+    let owner_access = owned["access_token"].as_str().unwrap().to_string();
+    let owner_sudo = run
+        .ok(step("sudo", "POST", "/auth/v1/user/sudo")
+            .bearer(&owner_access)
+            .body(json!({"password": PASSWORD})))
+        .await;
+    let owner_sudo = owner_sudo["sudo_token"].as_str().unwrap().to_string();
+    let owner_email = unique_email();
+    let owner_phone = unique_phone();
+    for (field, address, to) in [
+        ("email", owner_email.clone(), owner_email.clone()),
+        ("phone_number", owner_phone.clone(), e164(&owner_phone)),
+    ] {
+        let token = verified(json!({ field: address }), to).await;
+        run.ok(step("bind-contact", "PATCH", "/auth/v1/user/contact")
+            .bearer(&owner_access)
+            .body(json!({"sudo_token": owner_sudo, field: address, "verification_token": token})))
+            .await;
+    }
+    let change = |new_password: &str| {
+        step("change-password", "PATCH", "/auth/v1/user/password")
+            .bearer(&owner_access)
+            .body(json!({"sudo_token": owner_sudo, "new_password": new_password}))
+    };
+    run.ok(change("a new passphrase for iam")).await;
+    // The change ended every sudo token of the account, this one too.
+    run.refused(change("yet another passphrase"), 403).await;
+    // A reset: refused with a token for another address, then done with the right one.
+    let foreign_email = unique_email();
+    let foreign = verified(json!({ "email": foreign_email }), foreign_email.clone()).await;
+    let reset = |token: &str| {
+        step("reset-password", "POST", "/auth/v1/reset").body(
+            json!({"email": owner_email, "new_password": PASSWORD, "verification_token": token}),
+        )
+    };
+    run.refused(reset(&foreign), 403).await;
+    let recovery = verified(json!({ "email": owner_email }), owner_email.clone()).await;
+    run.ok(reset(&recovery)).await;
+    // Signing out everywhere; its answer is lost and settled. Then the session is over.
+    let again = run
+        .ok(step("signin", "POST", "/auth/v1/signin").body(owner))
+        .await;
+    let again = again["access_token"].as_str().unwrap().to_string();
+    let revoke_all = || step("revoke-all", "DELETE", "/auth/v1/user/revoke/all").bearer(&again);
+    run.ok(revoke_all().fault(Call::dynamodb("TransactWriteItems"), LOST_ANSWER))
+        .await;
+    run.refused(revoke_all(), 401).await;
 
     let used = run.actions_used();
     let granted = actions_granted();

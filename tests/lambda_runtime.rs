@@ -112,7 +112,8 @@ async fn each_function_binary_serves_its_step_of_the_seed_flow_through_the_runti
         ("AUTH_JWT_PRIVATE_KEY".into(), pem.clone()),
         ("AUTH_SECRET_HASH_KEY".into(), hash_secret.clone()),
         // Lambda's own log level setting (advanced logging controls): everything, debug too.
-        ("AWS_LAMBDA_LOG_LEVEL".into(), "debug".into()),
+        ("AWS_LAMBDA_LOG_LEVEL".into(), "debug".into()), // The password reset sends a second code to the bound email.
+        ("AUTH_CODE_RESEND_INTERVAL_SECS".into(), "0".into()),
     ];
     env.extend(
         wechat::settings(&wechat_origin)
@@ -431,6 +432,127 @@ async fn each_function_binary_serves_its_step_of_the_seed_flow_through_the_runti
     assert_eq!(
         after.status, 401,
         "a revoked session still reads: {}",
+        after.body
+    );
+
+    // Passwords: a change with a sudo token (its notice through SES), a reset by an email code,
+    // and signing out everywhere.
+    let signed_in = ok(
+        &functions
+            .call(
+                "signin",
+                "POST",
+                "/auth/v1/signin",
+                None,
+                Some(json!({"username": email, "password": PASSWORD})),
+            )
+            .await,
+        "signin before the password change",
+    );
+    let access = text(&signed_in, "access_token");
+    secrets.extend([access.clone(), text(&signed_in, "refresh_token")]);
+    let sudo = ok(
+        &functions
+            .call(
+                "sudo",
+                "POST",
+                "/auth/v1/user/sudo",
+                Some(&access),
+                Some(json!({"password": PASSWORD})),
+            )
+            .await,
+        "sudo before the password change",
+    );
+    let new_password = format!("{PASSWORD} renewed");
+    secrets.extend([text(&sudo, "sudo_token"), new_password.clone()]);
+    ok(
+        &functions
+            .call(
+                "change-password",
+                "PATCH",
+                "/auth/v1/user/password",
+                Some(&access),
+                Some(json!({"sudo_token": sudo["sudo_token"], "new_password": new_password})),
+            )
+            .await,
+        "change-password",
+    );
+    let sent = ok(
+        &functions
+            .call(
+                "verification",
+                "POST",
+                "/auth/v1/verification",
+                None,
+                Some(json!({"email": email, "target": "USER"})),
+            )
+            .await,
+        "verification for a reset",
+    );
+    let code = aws::latest_code(&email).await;
+    let verified = ok(
+        &functions
+            .call(
+                "verify",
+                "POST",
+                "/auth/v1/verification/verify",
+                None,
+                Some(
+                    json!({"verification_id": sent["verification_id"], "verification_code": code}),
+                ),
+            )
+            .await,
+        "verify for a reset",
+    );
+    secrets.extend([code, text(&verified, "verification_token")]);
+    ok(
+        &functions
+            .call(
+                "reset-password",
+                "POST",
+                "/auth/v1/reset",
+                None,
+                Some(json!({
+                    "email": email,
+                    "new_password": PASSWORD,
+                    "verification_token": verified["verification_token"],
+                })),
+            )
+            .await,
+        "reset-password",
+    );
+    let last = ok(
+        &functions
+            .call(
+                "signin",
+                "POST",
+                "/auth/v1/signin",
+                None,
+                Some(json!({"username": email, "password": PASSWORD})),
+            )
+            .await,
+        "signin with the reset password",
+    );
+    let access = text(&last, "access_token");
+    secrets.extend([access.clone(), text(&last, "refresh_token")]);
+    ok(
+        &functions
+            .call(
+                "revoke-all",
+                "DELETE",
+                "/auth/v1/user/revoke/all",
+                Some(&access),
+                None,
+            )
+            .await,
+        "revoke-all",
+    );
+    let after = functions
+        .call("user-me", "GET", "/auth/v1/user/me", Some(&access), None)
+        .await;
+    assert_eq!(
+        after.status, 401,
+        "a session outlived revoke-all: {}",
         after.body
     );
 

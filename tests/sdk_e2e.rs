@@ -11,6 +11,7 @@ const REFRESH_GRACE_SECS: &str = "2";
 const SDK_TESTS: u32 = 11; // sdk.test.mjs
 const ACCOUNT_TESTS: u32 = 7; // account.test.mjs
 const OTP_TESTS: u32 = 10; // otp.test.mjs
+const PASSWORD_TESTS: u32 = 7; // password.test.mjs
 
 async fn run_sdk_suite(backend: Backend) {
     let dir = node::suite("e2e").await;
@@ -20,7 +21,7 @@ async fn run_sdk_suite(backend: Backend) {
     settings.push(("AUTH_REFRESH_REUSE_GRACE_SECS", REFRESH_GRACE_SECS.into()));
     // The files run at once from one client address, some sending several codes to one
     // address in a row (a sign-in by code after binding it; a deleted account's email bound
-    // by the next account); the resend gap and the per-client quota are tested in api.rs
+    // by the next account; a reset or reauthentication after a bind); the resend gap and the per-client quota are tested in api.rs
     // and abuse.rs.
     settings.push(("AUTH_CODE_RESEND_INTERVAL_SECS", "0".into()));
     settings.push(("AUTH_CODE_SENDS_PER_IP_PER_HOUR", "1000".into()));
@@ -41,7 +42,7 @@ async fn run_sdk_suite(backend: Backend) {
     node::run(
         &dir,
         &env,
-        SDK_TESTS + ACCOUNT_TESTS + OTP_TESTS,
+        SDK_TESTS + ACCOUNT_TESTS + OTP_TESTS + PASSWORD_TESTS,
         &server,
         &format!("the SDK suite on {backend:?}"),
     )

@@ -84,6 +84,12 @@ contract_tests!(
     a_remembered_address_is_stored_with_its_redeem_or_not_at_all,
     a_remembered_address_is_spent_by_one_bind_of_its_account_and_address_while_alive,
     an_anonymous_accounts_expiry_reads_back_and_ends_with_its_upgrade,
+    // Passwords and the session epoch.
+    a_password_change_moves_the_epoch_keeps_its_session_and_rewrites_every_login_key,
+    a_sudo_token_of_an_ended_epoch_is_rejected,
+    a_password_change_keeping_an_ended_session_is_rejected_and_writes_nothing,
+    a_reset_spends_a_token_for_its_address_once_with_the_new_password,
+    moving_the_epoch_alone_is_repeated_on_every_login_key,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -136,6 +142,7 @@ fn new_user() -> User {
         updated_at: at,
         version: 1,
         expires_at: None,
+        session_epoch: 0,
     }
 }
 
@@ -186,6 +193,7 @@ fn login_of(user: &User) -> Login {
     Login {
         user_id: user.id.clone(),
         password_hash: user.password_hash.clone(),
+        session_epoch: user.session_epoch,
     }
 }
 
@@ -202,6 +210,7 @@ fn assert_same_user(actual: &User, expected: &User) {
     assert_eq!(actual.created_at, expected.created_at);
     assert_eq!(actual.updated_at, expected.updated_at);
     assert_eq!(actual.version, expected.version);
+    assert_eq!(actual.session_epoch, expected.session_epoch);
 }
 
 /// A session of `user` and a live sudo token of it.
@@ -213,6 +222,7 @@ async fn signed_in_with_sudo(store: &dyn Store, user: &User) -> (Session, SudoCh
         user_id: user.id.clone(),
         session_id: session.id.clone(),
         expires_at: now() + 300,
+        epoch: 0,
     };
     assert!(store.grant_sudo(&sudo, now()).await.unwrap());
     let check = SudoCheck {
@@ -234,6 +244,7 @@ fn new_session(user: &User, expires_at: UnixTime) -> Session {
         refreshed_at: now(),
         generation: 0,
         authenticated_at: now(),
+        epoch: user.session_epoch,
     }
 }
 
@@ -266,6 +277,7 @@ async fn verification_token_for(
             user_id: holder.id,
             session_id: session.id,
             expires_at: now() + 60,
+            epoch: 0,
         };
         assert!(store
             .exchange_for_sudo(&token.hash, address, now(), &sudo)
@@ -579,6 +591,7 @@ async fn an_expired_sudo_token_is_rejected(store: &dyn Store) {
             user_id: check.user_id.clone(),
             session_id: check.session_id.clone(),
             expires_at,
+            epoch: 0,
         };
         assert!(store.grant_sudo(&expired, now()).await.unwrap());
         if let Some(sudo) = &mut bind.change.sudo {
@@ -984,6 +997,7 @@ async fn sudo_marks_its_session_authenticated_and_needs_a_live_session(store: &d
         user_id: user.id.clone(),
         session_id: session.id.clone(),
         expires_at: now() + 300,
+        epoch: 0,
     };
     let t = now();
     let granted = sudo(&session);
@@ -1321,6 +1335,7 @@ async fn a_verification_token_exchanges_for_sudo_once_and_only_for_its_address(s
         user_id: user.id.clone(),
         session_id: session.id.clone(),
         expires_at,
+        epoch: 0,
     };
 
     let elsewhere = sudo(now() + 300);
@@ -1403,6 +1418,7 @@ async fn tokens_read_back_as_stored_even_when_expired(store: &dyn Store) {
         user_id: holder.id.clone(),
         session_id: session.id.clone(),
         expires_at: t - 1,
+        epoch: 0,
     };
     assert!(store.grant_sudo(&sudo, now()).await.unwrap());
     let stored = store.sudo_token(&sudo.hash).await.unwrap().unwrap();
@@ -1858,9 +1874,23 @@ async fn deleting_with_a_sudo_token_that_does_not_hold_is_refused_and_deletes_no
         session_id: session.id.clone(),
         // Still stored (DynamoDB deletes it lazily), but past its time.
         expires_at: now() - 1,
+        epoch: user.session_epoch,
     };
     assert!(store.grant_sudo(&expired, now()).await.unwrap());
+    // Alive and this session's, but granted in another epoch of the account (one a password
+    // change or sign-out everywhere ended).
+    let other_epoch = SudoToken {
+        hash: new_hash(),
+        expires_at: now() + 300,
+        epoch: user.session_epoch + 1,
+        ..expired.clone()
+    };
+    assert!(store.grant_sudo(&other_epoch, now()).await.unwrap());
     let refused = [
+        SudoCheck {
+            hash: other_epoch.hash.clone(),
+            ..sudo.clone()
+        },
         // Another session's token, presented as this session's.
         SudoCheck {
             session_id: session.id.clone(),
@@ -2156,4 +2186,208 @@ async fn an_anonymous_accounts_expiry_reads_back_and_ends_with_its_upgrade(store
     });
     assert_eq!(store.apply(&upgraded).await.unwrap(), Ok(()));
     assert_eq!(stored_user(store, &user.id).await.expires_at, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passwords and the session epoch
+
+const NEW_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3aGFzaA";
+
+/// A stored user with a username and an email: two login keys that repeat its hash and epoch.
+async fn user_with_email(store: &dyn Store) -> User {
+    let mut user = new_user();
+    user.email = Some(new_email());
+    create(store, &user).await;
+    user
+}
+
+/// The change of a password: a new hash, one epoch on.
+fn password_change(before: &User) -> AccountChange {
+    change(before, |u| {
+        u.password_hash = Some(NEW_HASH.to_string());
+        u.session_epoch += 1;
+    })
+}
+
+async fn stored_session(store: &dyn Store, session: &Session) -> Session {
+    let (stored, _) = store
+        .session_and_user(&session.id, &session.user_id)
+        .await
+        .unwrap();
+    stored.expect("the session is stored")
+}
+
+async fn assert_logins_repeat(store: &dyn Store, user: &User) {
+    for key in user.login_keys() {
+        assert_eq!(
+            store.login(&key).await.unwrap(),
+            Some(login_of(user)),
+            "{key:?}"
+        );
+    }
+}
+
+async fn a_password_change_moves_the_epoch_keeps_its_session_and_rewrites_every_login_key(
+    store: &dyn Store,
+) {
+    let user = user_with_email(store).await;
+    let (kept, sudo) = signed_in_with_sudo(store, &user).await;
+    let other = new_session(&user, now() + 3600);
+    store.create_session(&other).await.unwrap();
+    let mut change = password_change(&user);
+    change.sudo = Some(sudo);
+
+    assert_eq!(
+        store
+            .apply_keeping_session(&change, &kept.id)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_same_user(&stored_user(store, &user.id).await, &change.after);
+    assert_logins_repeat(store, &change.after).await;
+    assert_eq!(stored_session(store, &kept).await.epoch, 1);
+    assert_eq!(stored_session(store, &other).await.epoch, 0, "left behind");
+}
+
+async fn a_sudo_token_of_an_ended_epoch_is_rejected(store: &dyn Store) {
+    let user = user_with_email(store).await;
+    let (kept, sudo) = signed_in_with_sudo(store, &user).await;
+    let mut first = password_change(&user);
+    first.sudo = Some(sudo.clone());
+    assert_eq!(
+        store.apply_keeping_session(&first, &kept.id).await.unwrap(),
+        Ok(())
+    );
+    // The same token, from the same (kept) session, for the account as it now is.
+    let mut again = password_change(&first.after);
+    again.sudo = Some(sudo);
+    assert_eq!(
+        store.apply_keeping_session(&again, &kept.id).await.unwrap(),
+        Err(ChangeRejected::Sudo)
+    );
+    let mut bind = change(&first.after, |u| u.name = None);
+    bind.sudo = again.sudo.clone();
+    assert_eq!(store.apply(&bind).await.unwrap(), Err(ChangeRejected::Sudo));
+    assert_same_user(&stored_user(store, &user.id).await, &first.after);
+}
+
+async fn a_password_change_keeping_an_ended_session_is_rejected_and_writes_nothing(
+    store: &dyn Store,
+) {
+    let user = user_with_email(store).await;
+    let (kept, sudo) = signed_in_with_sudo(store, &user).await;
+    let mut change = password_change(&user);
+    change.sudo = Some(sudo);
+    store.revoke_session(&kept.id).await.unwrap();
+    assert_eq!(
+        store
+            .apply_keeping_session(&change, &kept.id)
+            .await
+            .unwrap(),
+        Err(ChangeRejected::Sudo)
+    );
+    // Another account's session, or none, cannot be kept either.
+    let stranger = new_user();
+    let theirs = new_session(&stranger, now() + 3600);
+    store.create_session(&theirs).await.unwrap();
+    for session in [&theirs.id, &SessionId::generate()] {
+        assert_eq!(
+            store.apply_keeping_session(&change, session).await.unwrap(),
+            Err(ChangeRejected::Sudo)
+        );
+    }
+    assert_same_user(&stored_user(store, &user.id).await, &user);
+    assert_logins_repeat(store, &user).await;
+    assert_eq!(stored_session(store, &kept).await.epoch, 0);
+}
+
+async fn a_reset_spends_a_token_for_its_address_once_with_the_new_password(store: &dyn Store) {
+    let user = user_with_email(store).await;
+    let address = Address::Email(user.email.clone().unwrap());
+    let elsewhere = Address::Email(new_email());
+    let foreign = verification_token_for(store, &elsewhere, now() + 300, false).await;
+    let token = verification_token_for(store, &address, now() + 300, false).await;
+    let reset = |before: &User, hash: &SecretHash| {
+        let mut change = password_change(before);
+        change.spend = Some(Spend::Verification {
+            hash: hash.clone(),
+            address: address.clone(),
+        });
+        change
+    };
+
+    let refused = reset(&user, &foreign);
+    assert_eq!(
+        store.apply(&refused).await.unwrap(),
+        Err(ChangeRejected::Token)
+    );
+    assert!(!token_used(store, &foreign).await, "not spent by a refusal");
+    assert_same_user(&stored_user(store, &user.id).await, &user);
+    assert_logins_repeat(store, &user).await;
+
+    let done = reset(&user, &token);
+    assert_eq!(store.apply(&done).await.unwrap(), Ok(()));
+    assert!(token_used(store, &token).await);
+    assert_logins_repeat(store, &done.after).await;
+    let twice = reset(&done.after, &token);
+    assert_eq!(
+        store.apply(&twice).await.unwrap(),
+        Err(ChangeRejected::Token)
+    );
+    assert_same_user(&stored_user(store, &user.id).await, &done.after);
+}
+
+async fn moving_the_epoch_alone_is_repeated_on_every_login_key(store: &dyn Store) {
+    let user = user_with_email(store).await;
+    let ended = change(&user, |u| u.session_epoch += 1);
+    assert_eq!(store.apply(&ended).await.unwrap(), Ok(()));
+    assert_logins_repeat(store, &ended.after).await;
+    assert_eq!(
+        store
+            .login(&email_key(user.email.as_ref().unwrap()))
+            .await
+            .unwrap()
+            .map(|login| login.session_epoch),
+        Some(1)
+    );
+}
+
+/// Items written before the epoch existed lack its attributes: they read as epoch 0, and such
+/// a sudo token still passes for an account of epoch 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_items_stored_before_the_epoch_read_as_epoch_zero() {
+    let store = test_support::moto::fresh_store("before_the_epoch").await;
+    let user = user_with_email(&store).await;
+    let (session, sudo) = signed_in_with_sudo(&store, &user).await;
+    let client = test_support::moto::dynamodb_client().await;
+    let mut items = vec![
+        (format!("USER#{}", user.id.as_str()), "session_epoch"),
+        (format!("SESSION#{}", session.id.as_str()), "epoch"),
+        (format!("SUDO#{}", sudo.hash.to_hex()), "epoch"),
+    ];
+    for key in user.login_keys() {
+        items.push((format!("LOGIN#{}", key.storage_key()), "session_epoch"));
+    }
+    for (pk, attribute) in items {
+        client
+            .update_item()
+            .table_name(store.table())
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+            .update_expression("REMOVE #a")
+            .expression_attribute_names("#a", attribute)
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_same_user(&stored_user(&store, &user.id).await, &user);
+    assert_logins_repeat(&store, &user).await;
+    assert_eq!(stored_session(&store, &session).await.epoch, 0);
+    assert_eq!(
+        store.sudo_token(&sudo.hash).await.unwrap().map(|t| t.epoch),
+        Some(0)
+    );
+    let mut rename = change(&user, |u| u.name = None);
+    rename.sudo = Some(sudo);
+    assert_eq!(store.apply(&rename).await.unwrap(), Ok(()));
 }

@@ -13,7 +13,7 @@ use test_support::template::*;
 // What the code does, written down once (see shared/src/ops and shared/src/adapters/dynamodb.rs)
 
 /// Operations that deliver a message: a code (SES or SNS), or a notice of the change to the
-/// account's address (binding a contact, binding or unbinding a provider).
+/// account's address (binding a contact, binding or unbinding a provider, a new password).
 fn delivers_messages(operation: Operation) -> bool {
     matches!(
         operation,
@@ -23,6 +23,8 @@ fn delivers_messages(operation: Operation) -> bool {
             | Operation::UnbindProvider
             | Operation::DeleteAccount
             | Operation::EditBasicInfo
+            | Operation::ChangePassword
+            | Operation::ResetPassword
     )
 }
 
@@ -30,7 +32,11 @@ fn delivers_messages(operation: Operation) -> bool {
 fn hashes_passwords(operation: Operation) -> bool {
     matches!(
         operation,
-        Operation::SignUp | Operation::SignIn | Operation::Sudo
+        Operation::SignUp
+            | Operation::SignIn
+            | Operation::Sudo
+            | Operation::ChangePassword
+            | Operation::ResetPassword
     )
 }
 
@@ -964,6 +970,8 @@ fn functions_that_send_have_reserved_concurrency() {
         "unbind-provider",
         "delete-user",
         "edit-profile",
+        "change-password",
+        "reset-password",
     ] {
         assert!(
             senders.contains(binary),

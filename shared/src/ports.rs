@@ -13,7 +13,8 @@ use crate::domain::{
 #[error("{0}")]
 pub struct DependencyError(pub String);
 
-/// A sudo token an account change requires to be alive and this session's.
+/// A sudo token an account change requires to be alive, this session's and of the account's
+/// current session epoch (the one of `AccountChange::before`).
 #[derive(Clone, Debug)]
 pub struct SudoCheck {
     pub hash: SecretHash,
@@ -62,7 +63,7 @@ impl AccountChange {
 /// Why an account change did not happen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChangeRejected {
-    /// The sudo token is unknown, expired or another session's.
+    /// The sudo token is unknown, expired, another session's or of an ended session epoch.
     Sudo,
     /// The token to spend is unknown, expired, used, or for another address or identity.
     Token,
@@ -77,6 +78,8 @@ pub enum ChangeRejected {
 pub struct Login {
     pub user_id: UserId,
     pub password_hash: Option<String>,
+    /// The account's `session_epoch`, repeated like the hash: a sign-in's session needs it.
+    pub session_epoch: u64,
 }
 
 /// The answer of a limit: go ahead, or wait until the given time.
@@ -239,6 +242,17 @@ pub trait Store: Send + Sync {
     async fn delete_account(
         &self,
         deletion: &AccountDeletion,
+    ) -> Result<Result<(), ChangeRejected>, DependencyError>;
+
+    // Passwords and the session epoch.
+
+    /// Applies `change` as `apply` does and, in the same transaction, moves `session` to
+    /// `change.after.session_epoch`, so that it outlives the epoch the change ends. `Sudo`
+    /// also when that session is gone, revoked, expired or another account's.
+    async fn apply_keeping_session(
+        &self,
+        change: &AccountChange,
+        session: &SessionId,
     ) -> Result<Result<(), ChangeRejected>, DependencyError>;
 }
 

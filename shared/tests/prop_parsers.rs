@@ -495,6 +495,12 @@ proptest! {
         let again = RefreshToken::parse(&token.expose()).expect("its own form");
         prop_assert_eq!(&again.session_id, &token.session_id);
         prop_assert_eq!(again.secret.expose(), token.secret.expose());
+        // The form that names the account reads back the same.
+        let user = UserId::generate();
+        let named = RefreshToken::parse(&format!("{session}.{}.{secret}", user.as_str())).expect("a refresh token");
+        prop_assert_eq!(named.user_id.as_ref(), Some(&user));
+        prop_assert_eq!(named.secret.expose(), secret.trim());
+        prop_assert_eq!(RefreshToken::parse(&named.expose()).expect("its own form").expose(), named.expose());
         // Anything else never panics, and what it accepts reads back the same.
         if let Ok(other) = RefreshToken::parse(&raw) {
             let again = RefreshToken::parse(&other.expose()).expect("its own form");

@@ -1,9 +1,9 @@
 //! Scanning logs for secrets: every form of a secret that must never be logged, and the scan.
 
 /// The forms of `secret` a log line must not carry: the whole of it and, for tokens made of
-/// parts, the part that is the secret. `<id>.<secret>` tokens (refresh, sudo, verification
-/// and provider tokens) are safe to log by their id alone, so their secret half is searched
-/// on its own; a JWT's signature is what makes it a credential.
+/// parts, the part that is the secret. `<id>.<secret>` tokens (sudo, verification and provider
+/// tokens) and `<session>.<user>.<secret>` refresh tokens are safe to log by their ids alone,
+/// so their last part is searched on its own; a JWT's signature is what makes it a credential.
 pub fn forms(secret: &str) -> Vec<String> {
     let secret = secret.trim();
     if secret.is_empty() {

@@ -111,6 +111,80 @@ impl Directory for MemoryStore {
     }
 }
 
+/// `Store::apply` under the caller's lock, so that `apply_keeping_session` adds to it
+/// atomically.
+fn apply(
+    state: &mut State,
+    change: &AccountChange,
+) -> Result<Result<(), ChangeRejected>, DependencyError> {
+    let user_id = &change.after.id;
+    let current_version = state.users.get(user_id).map(|u| u.version);
+    if current_version != change.before.as_ref().map(|u| u.version) {
+        return Ok(Err(ChangeRejected::Stale));
+    }
+    if let Some(sudo) = &change.sudo {
+        let alive = state.sudo_tokens.get(&sudo.hash).is_some_and(|t| {
+            t.expires_at > change.now
+                && t.user_id == sudo.user_id
+                && t.session_id == sudo.session_id
+                && change.before.as_ref().map(|u| u.session_epoch) == Some(t.epoch)
+        });
+        if !alive {
+            return Ok(Err(ChangeRejected::Sudo));
+        }
+    }
+    if let Some(spend) = &change.spend {
+        if !spend_is_valid(state, spend, change.now) || change.spends_another_accounts_memory() {
+            return Ok(Err(ChangeRejected::Token));
+        }
+    }
+    let old_keys: Vec<String> = change
+        .before
+        .iter()
+        .flat_map(User::login_keys)
+        .map(|k| k.storage_key())
+        .collect();
+    let new_keys = change.after.login_keys();
+    for key in &new_keys {
+        if let Some(owner) = state.logins.get(&key.storage_key()) {
+            if owner != user_id {
+                return Ok(Err(ChangeRejected::Taken(key.clone())));
+            }
+        }
+    }
+    // Every condition holds: write.
+    let new_storage_keys: Vec<String> = new_keys.iter().map(LoginKey::storage_key).collect();
+    for old in old_keys.iter().filter(|k| !new_storage_keys.contains(k)) {
+        state.logins.remove(old);
+    }
+    for key in new_storage_keys {
+        state.logins.insert(key, user_id.clone());
+    }
+    match &change.spend {
+        Some(Spend::Verification { hash, .. }) => {
+            if let Some(token) = state.verification_tokens.get_mut(hash) {
+                token.used = true;
+            }
+        }
+        Some(Spend::Provider { hash, .. }) => {
+            if let Some(token) = state.provider_tokens.get_mut(hash) {
+                token.used = true;
+            }
+        }
+        Some(Spend::VerifiedAddress { user_id, address }) => {
+            state
+                .verified_addresses
+                .remove(&(user_id.clone(), address.clone()));
+        }
+        None => {}
+    }
+    state.users.insert(user_id.clone(), change.after.clone());
+    if let Some(session) = &change.session {
+        state.sessions.insert(session.id.clone(), session.clone());
+    }
+    Ok(Ok(()))
+}
+
 #[async_trait]
 impl Store for MemoryStore {
     async fn user(&self, id: &UserId) -> Result<Option<User>, DependencyError> {
@@ -122,6 +196,7 @@ impl Store for MemoryStore {
         Ok(state.logins.get(&key.storage_key()).map(|id| Login {
             user_id: id.clone(),
             password_hash: state.users.get(id).and_then(|u| u.password_hash.clone()),
+            session_epoch: state.users.get(id).map_or(0, |u| u.session_epoch),
         }))
     }
 
@@ -129,73 +204,7 @@ impl Store for MemoryStore {
         &self,
         change: &AccountChange,
     ) -> Result<Result<(), ChangeRejected>, DependencyError> {
-        let mut state = self.state();
-        let user_id = &change.after.id;
-        let current_version = state.users.get(user_id).map(|u| u.version);
-        if current_version != change.before.as_ref().map(|u| u.version) {
-            return Ok(Err(ChangeRejected::Stale));
-        }
-        if let Some(sudo) = &change.sudo {
-            let alive = state.sudo_tokens.get(&sudo.hash).is_some_and(|t| {
-                t.expires_at > change.now
-                    && t.user_id == sudo.user_id
-                    && t.session_id == sudo.session_id
-            });
-            if !alive {
-                return Ok(Err(ChangeRejected::Sudo));
-            }
-        }
-        if let Some(spend) = &change.spend {
-            if !spend_is_valid(&state, spend, change.now) || change.spends_another_accounts_memory()
-            {
-                return Ok(Err(ChangeRejected::Token));
-            }
-        }
-        let old_keys: Vec<String> = change
-            .before
-            .iter()
-            .flat_map(User::login_keys)
-            .map(|k| k.storage_key())
-            .collect();
-        let new_keys = change.after.login_keys();
-        for key in &new_keys {
-            if let Some(owner) = state.logins.get(&key.storage_key()) {
-                if owner != user_id {
-                    return Ok(Err(ChangeRejected::Taken(key.clone())));
-                }
-            }
-        }
-        // Every condition holds: write.
-        let new_storage_keys: Vec<String> = new_keys.iter().map(LoginKey::storage_key).collect();
-        for old in old_keys.iter().filter(|k| !new_storage_keys.contains(k)) {
-            state.logins.remove(old);
-        }
-        for key in new_storage_keys {
-            state.logins.insert(key, user_id.clone());
-        }
-        match &change.spend {
-            Some(Spend::Verification { hash, .. }) => {
-                if let Some(token) = state.verification_tokens.get_mut(hash) {
-                    token.used = true;
-                }
-            }
-            Some(Spend::Provider { hash, .. }) => {
-                if let Some(token) = state.provider_tokens.get_mut(hash) {
-                    token.used = true;
-                }
-            }
-            Some(Spend::VerifiedAddress { user_id, address }) => {
-                state
-                    .verified_addresses
-                    .remove(&(user_id.clone(), address.clone()));
-            }
-            None => {}
-        }
-        state.users.insert(user_id.clone(), change.after.clone());
-        if let Some(session) = &change.session {
-            state.sessions.insert(session.id.clone(), session.clone());
-        }
-        Ok(Ok(()))
+        apply(&mut self.state(), change)
     }
 
     async fn create_session(&self, session: &Session) -> Result<(), DependencyError> {
@@ -457,6 +466,7 @@ impl Store for MemoryStore {
                 && t.user_id == sudo.user_id
                 && t.session_id == sudo.session_id
                 && t.user_id == user.id
+                && t.epoch == user.session_epoch
         });
         if !alive {
             return Ok(Err(ChangeRejected::Sudo));
@@ -514,5 +524,31 @@ impl Store for MemoryStore {
         }
         state.sessions.insert(session.id.clone(), session.clone());
         Ok(true)
+    }
+
+    async fn apply_keeping_session(
+        &self,
+        change: &AccountChange,
+        session: &SessionId,
+    ) -> Result<Result<(), ChangeRejected>, DependencyError> {
+        let mut state = self.state();
+        let alive = state.sessions.get(session).is_some_and(|s| {
+            !s.revoked && s.expires_at > change.now && s.user_id == change.after.id
+        });
+        // The account's version first, as DynamoDB's answer is read; then the session.
+        let current_version = state.users.get(&change.after.id).map(|u| u.version);
+        if current_version != change.before.as_ref().map(|u| u.version) {
+            return Ok(Err(ChangeRejected::Stale));
+        }
+        if !alive {
+            return Ok(Err(ChangeRejected::Sudo));
+        }
+        let applied = apply(&mut state, change)?;
+        if applied.is_ok() {
+            if let Some(kept) = state.sessions.get_mut(session) {
+                kept.epoch = change.after.session_epoch;
+            }
+        }
+        Ok(applied)
     }
 }

@@ -226,6 +226,9 @@ pub struct User {
     /// An anonymous account (one without any way to sign in again) ends at this time unless
     /// it binds one first; `None` for every other account.
     pub expires_at: Option<UnixTime>,
+    /// Sessions and sudo tokens of another epoch are dead: bumping it ends them all at once,
+    /// without listing them (a password change or reset, signing out everywhere).
+    pub session_epoch: u64,
 }
 
 impl User {
@@ -298,6 +301,8 @@ pub struct Session {
     pub generation: u32,
     /// When the user last proved who they are here: the sign-in, or a later sudo.
     pub authenticated_at: UnixTime,
+    /// The account's `session_epoch` this session belongs to; alive only while they match.
+    pub epoch: u64,
 }
 
 /// A code sent to an address, waiting to be verified.
@@ -339,6 +344,8 @@ pub struct SudoToken {
     pub user_id: UserId,
     pub session_id: SessionId,
     pub expires_at: UnixTime,
+    /// The account's `session_epoch` when it was granted; void once the epoch moves.
+    pub epoch: u64,
 }
 
 /// Proof that a provider vouched for an identity; spent by binding.

@@ -26,6 +26,10 @@ pub enum Operation {
     EditBasicInfo,
     /// `PATCH /user/profile`: v1 `user.update` (issue 14).
     EditProfile,
+    /// Passwords and sessions: `setPassword`, `resetPasswordForEmail`, `revokeAllDevices`.
+    ChangePassword,
+    ResetPassword,
+    RevokeAll,
     /// The public keys that verify access tokens (JWKS).
     Jwks,
     /// The OpenID Connect discovery document: the issuer and where its keys are.
@@ -136,6 +140,24 @@ pub const ROUTES: &[Route] = &[
         "/auth/v1/user/profile",
         Operation::EditProfile,
         "edit-profile",
+    ),
+    route(
+        "PATCH",
+        "/auth/v1/user/password",
+        Operation::ChangePassword,
+        "change-password",
+    ),
+    route(
+        "POST",
+        "/auth/v1/reset",
+        Operation::ResetPassword,
+        "reset-password",
+    ),
+    route(
+        "DELETE",
+        "/auth/v1/user/revoke/all",
+        Operation::RevokeAll,
+        "revoke-all",
     ),
     route(
         "GET",

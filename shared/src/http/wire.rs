@@ -121,6 +121,23 @@ pub struct UserAnswer {
     pub updated_at: String,
 }
 
+/// `auth.sudo()` resolves to `{sudo_token, expires_in}`, and code copied from the user
+/// documents passes that whole object on as `sudo_token`: accept both.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum SudoTokenField {
+    Plain(String),
+    Wrapped { sudo_token: String },
+}
+
+impl SudoTokenField {
+    pub fn into_inner(self) -> String {
+        match self {
+            SudoTokenField::Plain(token) | SudoTokenField::Wrapped { sudo_token: token } => token,
+        }
+    }
+}
+
 pub fn rfc3339(time: UnixTime) -> String {
     time::OffsetDateTime::from_unix_timestamp(time)
         .ok()
@@ -247,6 +264,7 @@ mod tests {
             updated_at: 0,
             version: 1,
             expires_at: None,
+            session_epoch: 0,
         }
     }
 

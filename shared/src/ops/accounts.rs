@@ -10,8 +10,8 @@ use crate::ports::{AccountChange, ChangeRejected, Spend};
 use std::net::IpAddr;
 
 use super::{
-    credentials, new_session, purpose, start_session, App, ClientCount, Credentials,
-    PasswordThrottle, Principal, RefreshToken,
+    credentials, new_session, purpose, session_is_alive, start_session, App, ClientCount,
+    Credentials, PasswordThrottle, Principal, RefreshToken,
 };
 
 /// How many rotations back a retired refresh token is still recognised as this session's.
@@ -98,6 +98,7 @@ pub async fn sign_up(
         updated_at: now,
         version: 1,
         expires_at: None,
+        session_epoch: 0,
     };
     let spend = match request.identity {
         NewIdentity::Username(username) => {
@@ -140,7 +141,7 @@ pub async fn sign_up(
         user.password_hash = Some(app.passwords.hash(password).await?);
     }
     // The account and its first session are written together, or neither is.
-    let (session, secret) = new_session(app, &user.id, now);
+    let (session, secret) = new_session(app, &user.id, user.session_epoch, now);
     let session_id = session.id.clone();
     let change = AccountChange {
         before: None,
@@ -220,7 +221,7 @@ pub async fn sign_in(
     match holder {
         Some(holder) if matched => {
             tokio::join!(by_client.give_back(app), throttle.give_back(app, &attempt));
-            start_session(app, issuer, &holder.user_id).await
+            start_session(app, issuer, &holder.user_id, holder.session_epoch).await
         }
         _ => Err(AuthError::InvalidUsernameOrPassword),
     }
@@ -235,9 +236,25 @@ pub async fn sign_in(
 pub async fn refresh(app: &App, token: RefreshToken, issuer: &str) -> AuthResult<Credentials> {
     let now = app.clock.now();
     let settings = &app.settings;
+    // The session with its account, whose epoch says whether the session is alive.
     let read = || async {
-        match app.store.session(&token.session_id).await? {
-            Some(session) if !session.revoked && session.expires_at > now => Ok(session),
+        let (session, user) = match &token.user_id {
+            Some(user_id) => {
+                app.store
+                    .session_and_user(&token.session_id, user_id)
+                    .await?
+            }
+            None => {
+                let session = app.store.session(&token.session_id).await?;
+                let user = match &session {
+                    Some(session) => app.store.user(&session.user_id).await?,
+                    None => None,
+                };
+                (session, user)
+            }
+        };
+        match (session, user) {
+            (Some(session), Some(user)) if session_is_alive(&session, &user, now) => Ok(session),
             _ => Err(AuthError::InvalidGrant),
         }
     };

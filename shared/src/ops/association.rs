@@ -37,6 +37,7 @@ pub async fn sudo(app: &App, caller: &Caller, proof: SudoProof) -> AuthResult<Su
         user_id: principal.user.id.clone(),
         session_id: principal.session.id.clone(),
         expires_at: now + app.settings.sudo_token_ttl_secs,
+        epoch: principal.user.session_epoch,
     };
     // Each proof's first read runs while the caller's session and account load.
     let principal = match proof {

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod association;
 pub mod deletion;
 pub mod otp;
+pub mod passwords;
 pub mod profile;
 pub mod providers;
 
@@ -68,7 +69,8 @@ impl Caller {
         &self.claims.user_id
     }
 
-    /// Loads the session and account in one store round trip; both must be alive.
+    /// Loads the session and account in one store round trip; both must be alive, and the
+    /// session of the account's current epoch.
     pub async fn principal(&self, app: &App) -> AuthResult<Principal> {
         let now = app.clock.now();
         let claims = &self.claims;
@@ -77,12 +79,7 @@ impl Caller {
             .session_and_user(&claims.session_id, &claims.user_id)
             .await?;
         match (session, user) {
-            (Some(session), Some(user))
-                if !session.revoked
-                    && session.expires_at > now
-                    && session.user_id == user.id
-                    && user.alive_at(now) =>
-            {
+            (Some(session), Some(user)) if session_is_alive(&session, &user, now) => {
                 Ok(Principal { user, session })
             }
             _ => Err(AuthError::Unauthenticated(
@@ -92,25 +89,56 @@ impl Caller {
     }
 }
 
-/// A refresh token: the session it belongs to and the secret that proves it.
+/// Whether `session` still lets its holder in: not revoked, not expired, and of `user`'s
+/// current session epoch.
+pub(crate) fn session_is_alive(session: &Session, user: &User, now: UnixTime) -> bool {
+    !session.revoked
+        && session.expires_at > now
+        && session.user_id == user.id
+        && session.epoch == user.session_epoch
+        && user.alive_at(now)
+}
+
+/// A refresh token: the session it belongs to, its account, and the secret that proves it.
+/// Written `<session>.<user>.<secret>`: naming the account lets refresh read the session and
+/// the account (whose epoch decides whether the session is alive) in one round trip.
 #[derive(Debug)]
 pub struct RefreshToken {
     pub session_id: SessionId,
+    /// Absent in tokens issued before they named the account (`<session>.<secret>`).
+    pub user_id: Option<UserId>,
     pub secret: SecretToken,
 }
 
 impl RefreshToken {
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let invalid = || InvalidInput::new("refresh_token", "is not a valid refresh token");
-        let (session, secret) = raw.trim().split_once('.').ok_or_else(invalid)?;
+        let (session, rest) = raw.trim().split_once('.').ok_or_else(invalid)?;
+        // The secrets this service issues never contain a `.`: an account id before a second
+        // one is the new form.
+        let (user_id, secret) = match rest.split_once('.') {
+            Some((user, secret)) if UserId::parse(user).is_ok() => {
+                (UserId::parse(user).ok(), secret)
+            }
+            _ => (None, rest),
+        };
         Ok(Self {
             session_id: SessionId::parse(session).map_err(|_| invalid())?,
+            user_id,
             secret: SecretToken::parse("refresh_token", secret)?,
         })
     }
 
     pub fn expose(&self) -> String {
-        format!("{}.{}", self.session_id.as_str(), self.secret.expose())
+        match &self.user_id {
+            Some(user) => format!(
+                "{}.{}.{}",
+                self.session_id.as_str(),
+                user.as_str(),
+                self.secret.expose()
+            ),
+            None => format!("{}.{}", self.session_id.as_str(), self.secret.expose()),
+        }
     }
 }
 
@@ -125,19 +153,27 @@ pub struct Credentials {
     pub anonymous: bool,
 }
 
+/// `epoch`: the account's session epoch as read with it (a session of an older one is dead).
 pub(crate) async fn start_session(
     app: &App,
     issuer: &str,
     user_id: &UserId,
+    epoch: u64,
 ) -> AuthResult<Credentials> {
     let now = app.clock.now();
-    let (session, secret) = new_session(app, user_id, now);
+    let (session, secret) = new_session(app, user_id, epoch, now);
     app.store.create_session(&session).await?;
     credentials(app, issuer, user_id, session.id, secret, now)
 }
 
-/// A fresh session for `user_id`, and the refresh secret only its holder gets.
-pub(crate) fn new_session(app: &App, user_id: &UserId, now: UnixTime) -> (Session, SecretToken) {
+/// A fresh session for `user_id` in session epoch `epoch`, and the refresh secret only its
+/// holder gets.
+pub(crate) fn new_session(
+    app: &App,
+    user_id: &UserId,
+    epoch: u64,
+    now: UnixTime,
+) -> (Session, SecretToken) {
     let secret = SecretToken::generate();
     let settings = &app.settings;
     let session = Session {
@@ -153,6 +189,7 @@ pub(crate) fn new_session(app: &App, user_id: &UserId, now: UnixTime) -> (Sessio
         refreshed_at: now,
         generation: 0,
         authenticated_at: now,
+        epoch,
     };
     (session, secret)
 }
@@ -170,7 +207,11 @@ pub(crate) fn credentials(
         access_token: app
             .access_tokens
             .issue(issuer, user_id, &session_id, now, ttl)?,
-        refresh_token: RefreshToken { session_id, secret },
+        refresh_token: RefreshToken {
+            session_id,
+            user_id: Some(user_id.clone()),
+            secret,
+        },
         expires_in: ttl,
         user_id: user_id.clone(),
         anonymous: false,

@@ -57,7 +57,7 @@ pub async fn sign_in_with_code(
             .ok_or(AuthError::NotFound(
                 "no account has this address; sign up with the verification_token instead",
             ))?;
-        let (session, secret) = new_session(app, &holder.user_id, now);
+        let (session, secret) = new_session(app, &holder.user_id, holder.session_epoch, now);
         let session_id = session.id.clone();
         // The token is spent in the same step as the session is stored, and only while the
         // address still signs in to that account.
@@ -107,8 +107,9 @@ pub async fn sign_in_anonymously(
         expires_at: Some(now + app.settings.anonymous_account_ttl_secs),
         picture: None,
         gender: None,
+        session_epoch: 0,
     };
-    let (session, secret) = new_session(app, &user.id, now);
+    let (session, secret) = new_session(app, &user.id, user.session_epoch, now);
     let session_id = session.id.clone();
     let change = AccountChange {
         before: None,

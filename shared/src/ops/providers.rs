@@ -208,7 +208,7 @@ pub async fn sign_in_with_provider(
         "no account is bound to this provider identity",
     ))?;
     // The token signs in once: spent in the same write that stores the session.
-    let (session, secret) = new_session(app, &holder.user_id, now);
+    let (session, secret) = new_session(app, &holder.user_id, holder.session_epoch, now);
     if !app
         .store
         .exchange_for_session(&hash, &identity, now, &session)

@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use super::codes::{provider_token_pk, spend_part, verification_token_pk};
-use super::item::{identity_attributes, key_of, n, s, Item, Record};
-use super::sessions::{session_from, session_item, sudo_pk};
+use super::item::{b, identity_attributes, key_of, n, s, Item, Record};
+use super::sessions::{session_from, session_item, session_pk, sudo_pk};
 use super::{sdk_error, DynamoStore, CONDITION_FAILED, PARTITION_KEY, TTL_ATTRIBUTE};
 use crate::domain::{
-    DisplayName, Email, Gender, LoginKey, PhoneNumber, Picture, ProviderLink, UnixTime, User,
-    UserId, Username,
+    DisplayName, Email, Gender, LoginKey, PhoneNumber, Picture, ProviderLink, SessionId, UnixTime,
+    User, UserId, Username,
 };
 use crate::ports::{
     AccountChange, AccountListing, ChangeRejected, DependencyError, Directory, Login, Spend,
@@ -58,6 +58,7 @@ fn user_item(user: &User) -> Item {
     item.insert("created_at".into(), n(user.created_at));
     item.insert("updated_at".into(), n(user.updated_at));
     item.insert("version".into(), n(user.version));
+    item.insert("session_epoch".into(), n(user.session_epoch));
     if let Some(end) = user.expires_at {
         item.insert(TTL_ATTRIBUTE.into(), n(end));
     }
@@ -70,6 +71,7 @@ fn login_item(storage_key: &str, user: &User) -> Item {
     if let Some(hash) = &user.password_hash {
         item.insert("password_hash".into(), s(hash.as_str()));
     }
+    item.insert("session_epoch".into(), n(user.session_epoch));
     item
 }
 
@@ -102,6 +104,8 @@ pub(super) fn user_from(item: &Item) -> Result<User, DependencyError> {
         created_at: record.number("created_at")?,
         updated_at: record.number("updated_at")?,
         version: record.number("version")?,
+        // Items stored before the epoch existed are of the first one.
+        session_epoch: record.opt_number("session_epoch")?.unwrap_or(0),
         expires_at: record.opt_number(TTL_ATTRIBUTE)?,
     })
 }
@@ -111,6 +115,7 @@ fn login_from(item: &Item) -> Result<Login, DependencyError> {
     Ok(Login {
         user_id: record.parse("user_id", UserId::parse)?,
         password_hash: record.opt_str("password_hash")?.map(str::to_string),
+        session_epoch: record.opt_number("session_epoch")?.unwrap_or(0),
     })
 }
 
@@ -124,6 +129,8 @@ enum Part {
     Sudo,
     Spend,
     Session,
+    /// The session a password change keeps, moved to the new epoch.
+    KeptSession,
 }
 
 /// Whether `change` is in the table: the user item is exactly its `after` state and the
@@ -185,10 +192,11 @@ fn apply_parts(
     let after_storage: HashSet<String> = after_keys.iter().map(LoginKey::storage_key).collect();
 
     let owned = "attribute_not_exists(#pk) OR #user_id = :uid";
-    let password_changed = change
-        .before
-        .as_ref()
-        .is_some_and(|before| before.password_hash != change.after.password_hash);
+    // The keys repeat the password hash and the session epoch.
+    let password_changed = change.before.as_ref().is_some_and(|before| {
+        before.password_hash != change.after.password_hash
+            || before.session_epoch != change.after.session_epoch
+    });
     let mut seen = HashSet::new();
     for key in after_keys {
         let storage_key = key.storage_key();
@@ -223,18 +231,21 @@ fn apply_parts(
     }
 
     if let Some(sudo) = &change.sudo {
+        let epoch = change.before.as_ref().map_or(0, |u| u.session_epoch);
         let part = store.condition_check_part(
             sudo_pk(&sudo.hash),
-            "#user_id = :sudo_uid AND #session_id = :sid AND #expires_at > :now",
+            sudo_condition(epoch),
             &[
                 ("#user_id", "user_id"),
                 ("#session_id", "session_id"),
                 ("#expires_at", TTL_ATTRIBUTE),
+                ("#epoch", "epoch"),
             ],
             vec![
                 (":sudo_uid", s(sudo.user_id.as_str())),
                 (":sid", s(sudo.session_id.as_str())),
                 (":now", n(change.now)),
+                (":epoch", n(epoch)),
             ],
         )?;
         parts.push((Part::Sudo, part));
@@ -265,15 +276,63 @@ pub(super) async fn login(
         .await
 }
 
+/// The condition of the sudo token an account change checks: alive, this session's, and of
+/// the account's epoch as the change read it. A token stored before tokens carried an epoch is
+/// of epoch 0.
+pub(super) fn sudo_condition(epoch: u64) -> &'static str {
+    if epoch == 0 {
+        "#user_id = :sudo_uid AND #session_id = :sid AND #expires_at > :now \
+         AND (attribute_not_exists(#epoch) OR #epoch = :epoch)"
+    } else {
+        "#user_id = :sudo_uid AND #session_id = :sid AND #expires_at > :now AND #epoch = :epoch"
+    }
+}
+
+/// The `Update` that moves the session a password change keeps to the account's new epoch,
+/// conditional on it being alive and the account's.
+fn kept_session_part(
+    store: &DynamoStore,
+    change: &AccountChange,
+    session: &SessionId,
+) -> Result<TransactWriteItem, DependencyError> {
+    store.update_part(
+        session_pk(session),
+        "SET #epoch = :epoch",
+        "#user_id = :uid AND #revoked = :false AND #expires_at > :now",
+        &[
+            ("#epoch", "epoch"),
+            ("#user_id", "user_id"),
+            ("#revoked", "revoked"),
+            ("#expires_at", TTL_ATTRIBUTE),
+        ],
+        vec![
+            (":epoch", n(change.after.session_epoch)),
+            (":uid", s(change.after.id.as_str())),
+            (":false", b(false)),
+            (":now", n(change.now)),
+        ],
+    )
+}
+
+/// `Store::apply`, and `Store::apply_keeping_session` when `kept` names the caller's session:
+/// one transaction either way (the kept session moves with the account's new version, so
+/// `change_landed` also tells whether it moved).
 pub(super) async fn apply(
     store: &DynamoStore,
     change: &AccountChange,
+    kept: Option<&SessionId>,
 ) -> Result<Result<(), ChangeRejected>, DependencyError> {
     if change.spends_another_accounts_memory() {
         return Ok(Err(ChangeRejected::Token));
     }
-    let (parts, items): (Vec<Part>, Vec<TransactWriteItem>) =
-        apply_parts(store, change)?.into_iter().unzip();
+    let mut parts = apply_parts(store, change)?;
+    if let Some(session) = kept {
+        parts.push((
+            Part::KeptSession,
+            kept_session_part(store, change, session)?,
+        ));
+    }
+    let (parts, items): (Vec<Part>, Vec<TransactWriteItem>) = parts.into_iter().unzip();
     let codes = match store.transact("TransactWriteItems apply", items).await {
         Ok(Ok(())) => return Ok(Ok(())),
         Ok(Err(codes)) => codes,
@@ -307,7 +366,8 @@ pub(super) async fn apply(
             )),
         };
     }
-    if failed(|p| matches!(p, Part::Sudo)) {
+    // The kept session counts as the sudo check, which it backs.
+    if failed(|p| matches!(p, Part::Sudo | Part::KeptSession)) {
         return Ok(Err(ChangeRejected::Sudo));
     }
     if failed(|p| matches!(p, Part::Spend)) {
@@ -397,6 +457,7 @@ mod tests {
             created_at: 1_700_000_000,
             updated_at: 1_700_000_100,
             version: 3,
+            session_epoch: 2,
             expires_at: None,
         }
     }
@@ -413,6 +474,7 @@ mod tests {
         assert_eq!(back.password_hash, user.password_hash);
         assert_eq!(back.providers, user.providers);
         assert_eq!((back.picture, back.gender), (user.picture, user.gender));
+        assert_eq!(back.session_epoch, 2);
         assert_eq!(
             (back.created_at, back.updated_at, back.version),
             (1_700_000_000, 1_700_000_100, 3)

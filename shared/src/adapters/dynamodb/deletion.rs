@@ -5,7 +5,7 @@
 //! |-----------------|-----------------------------------------------------------------|
 //! | `USER#<id>`     | `version = <the version read>`                                  |
 //! | `LOGIN#<key>`   | `attribute_not_exists(pk) OR user_id = <id>`, one per login key  |
-//! | `SUDO#<hash>`   | `user_id = <id> AND session_id = <sid> AND expires_at > <now>`  |
+//! | `SUDO#<hash>`   | `user_id = <id> AND session_id = <sid> AND expires_at > <now>`, of the account's epoch |
 //!
 //! Sessions are keyed by their id alone and cannot be listed by account: they stay until their
 //! TTL, holding no personal data (an account id, a refresh-token hash, times), and are refused
@@ -13,7 +13,7 @@
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
-use super::accounts::{login_pk, user_pk};
+use super::accounts::{login_pk, sudo_condition, user_pk};
 use super::item::{n, s};
 use super::sessions::sudo_pk;
 use super::{DynamoStore, CONDITION_FAILED, PARTITION_KEY, TTL_ATTRIBUTE};
@@ -59,17 +59,19 @@ impl DynamoStore {
             Part::Sudo,
             self.delete_part(
                 sudo_pk(&sudo.hash),
-                "#user_id = :uid AND #session_id = :sid AND #expires_at > :now",
+                sudo_condition(user.session_epoch),
                 &[
                     ("#user_id", "user_id"),
                     ("#session_id", "session_id"),
                     ("#expires_at", TTL_ATTRIBUTE),
+                    ("#epoch", "epoch"),
                 ],
                 // The account's own token: the account deleted, not the one the check names.
                 vec![
-                    (":uid", uid),
+                    (":sudo_uid", uid),
                     (":sid", s(sudo.session_id.as_str())),
                     (":now", n(deletion.now)),
+                    (":epoch", n(user.session_epoch)),
                 ],
             )?,
         ));

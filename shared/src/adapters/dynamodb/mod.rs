@@ -9,13 +9,13 @@
 //!
 //! | `pk`                              | attributes                                                      |
 //! |-----------------------------------|-----------------------------------------------------------------|
-//! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `picture`? (https URL), `gender`? (`MALE`/`FEMALE`), `created_at`, `updated_at`, `version`, `expires_at`? (an anonymous account's end) |
-//! | `LOGIN#<LoginKey::storage_key()>` | `user_id`, `password_hash`?: reserves a username, email, phone or provider identity for one account; the account's password hash is repeated here (same transaction) so that sign-in is one read |
-//! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`, `created_at`, `refreshed_at`, `generation`, `authenticated_at` |
+//! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `picture`? (https URL), `gender`? (`MALE`/`FEMALE`), `created_at`, `updated_at`, `version`, `session_epoch`? (absent: 0), `expires_at`? (an anonymous account's end) |
+//! | `LOGIN#<LoginKey::storage_key()>` | `user_id`, `password_hash`?, `session_epoch`?: reserves a username, email, phone or provider identity for one account; the account's password hash and session epoch are repeated here (same transaction) so that sign-in is one read |
+//! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`, `created_at`, `refreshed_at`, `generation`, `authenticated_at`, `epoch`? (absent: 0; alive only while it is the user's `session_epoch`) |
 //! | `VERIF#<verification id>`         | `address_kind`, `address`, `code_hash` (hex), `attempts`, `used`, `expires_at`, `requested_by`? (user id) |
 //! | `VADDR#<user id>#<LoginKey::storage_key()>` | `used`, `expires_at`: the account verified a code for that address (`dynamodb/otp.rs`) |
 //! | `VTOKEN#<hash hex>`               | `address_kind`, `address`, `used`, `expires_at` (verification token) |
-//! | `SUDO#<hash hex>`                 | `user_id`, `session_id`, `expires_at`                           |
+//! | `SUDO#<hash hex>`                 | `user_id`, `session_id`, `expires_at`, `epoch`? (absent: 0)    |
 //! | `PTOKEN#<hash hex>`               | `provider`, `subject`, `name`?, `picture`?, `used`, `expires_at` (provider token) |
 //! | `COOLDOWN#<key>`                  | `expires_at` (busy until), `holder` (random, one per acquisition) |
 //! | `COUNT#<key>#<window start>`      | `count`, `expires_at` (window end)                              |
@@ -274,7 +274,7 @@ impl Store for DynamoStore {
         &self,
         change: &AccountChange,
     ) -> Result<Result<(), ChangeRejected>, DependencyError> {
-        accounts::apply(self, change).await
+        accounts::apply(self, change, None).await
     }
 
     async fn create_session(&self, session: &Session) -> Result<(), DependencyError> {
@@ -445,5 +445,13 @@ impl Store for DynamoStore {
     ) -> Result<bool, DependencyError> {
         self.code_for_session(verification_token, address, now, session)
             .await
+    }
+
+    async fn apply_keeping_session(
+        &self,
+        change: &AccountChange,
+        session: &SessionId,
+    ) -> Result<Result<(), ChangeRejected>, DependencyError> {
+        accounts::apply(self, change, Some(session)).await
     }
 }

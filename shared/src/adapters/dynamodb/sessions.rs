@@ -30,6 +30,7 @@ pub(super) fn session_item(session: &Session) -> Item {
     item.insert("refreshed_at".into(), n(session.refreshed_at));
     item.insert("generation".into(), n(session.generation));
     item.insert("authenticated_at".into(), n(session.authenticated_at));
+    item.insert("epoch".into(), n(session.epoch));
     item
 }
 
@@ -38,6 +39,7 @@ fn sudo_item(token: &SudoToken) -> Item {
     item.insert("user_id".into(), s(token.user_id.as_str()));
     item.insert("session_id".into(), s(token.session_id.as_str()));
     item.insert(TTL_ATTRIBUTE.into(), n(token.expires_at));
+    item.insert("epoch".into(), n(token.epoch));
     item
 }
 
@@ -56,6 +58,7 @@ pub(super) fn session_from(item: &Item) -> Result<Session, DependencyError> {
         refreshed_at: record.opt_number("refreshed_at")?.unwrap_or(created_at),
         generation: record.opt_number("generation")?.unwrap_or(0),
         authenticated_at: record.opt_number("authenticated_at")?.unwrap_or(created_at),
+        epoch: record.opt_number("epoch")?.unwrap_or(0),
     })
 }
 
@@ -66,6 +69,7 @@ fn sudo_from(item: &Item) -> Result<SudoToken, DependencyError> {
         user_id: record.parse("user_id", UserId::parse)?,
         session_id: record.parse("session_id", SessionId::parse)?,
         expires_at: record.number(TTL_ATTRIBUTE)?,
+        epoch: record.opt_number("epoch")?.unwrap_or(0),
     })
 }
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{body, principal};
 use crate::domain::SecretToken;
 use crate::error::AuthResult;
-use crate::http::wire::{one_address, required, Empty};
+use crate::http::wire::{one_address, required, Empty, SudoTokenField};
 use crate::http::RequestContext;
 use crate::ops::association::{self, BindContact};
 use crate::ops::App;
@@ -18,23 +18,6 @@ pub struct ContactBody {
     pub verification_token: Option<String>,
     pub email: Option<String>,
     pub phone_number: Option<String>,
-}
-
-/// `auth.sudo()` resolves to `{sudo_token, expires_in}`, and code copied from the user
-/// documents passes that whole object on as `sudo_token`: accept both.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub enum SudoTokenField {
-    Plain(String),
-    Wrapped { sudo_token: String },
-}
-
-impl SudoTokenField {
-    pub fn into_inner(self) -> String {
-        match self {
-            SudoTokenField::Plain(token) | SudoTokenField::Wrapped { sudo_token: token } => token,
-        }
-    }
 }
 
 impl ContactBody {

@@ -9,6 +9,7 @@
 
 pub mod bind_contact;
 pub mod bind_provider;
+pub mod change_password;
 pub mod current_user;
 pub mod delete_account;
 pub mod edit_basic_info;
@@ -18,7 +19,9 @@ pub mod jwks;
 pub mod list_providers;
 pub mod open_id_configuration;
 pub mod refresh_token;
+pub mod reset_password;
 pub mod revoke;
+pub mod revoke_all;
 pub mod send_verification;
 pub mod sign_in;
 pub mod sign_in_anonymously;
@@ -67,6 +70,9 @@ pub(super) async fn dispatch(
         Operation::EditBasicInfo => json(edit_basic_info::handle(app, req, ctx).await?),
         Operation::EditProfile => json(edit_profile::handle(app, req, ctx).await?),
         Operation::SignInAnonymously => json(sign_in_anonymously::handle(app, req, ctx).await?),
+        Operation::ChangePassword => json(change_password::handle(app, req, ctx).await?),
+        Operation::ResetPassword => json(reset_password::handle(app, req, ctx).await?),
+        Operation::RevokeAll => json(revoke_all::handle(app, req, ctx).await?),
         Operation::Jwks => Ok(jwks::handle(app)),
         Operation::OpenIdConfiguration => json(open_id_configuration::handle(app, ctx)),
     }
