@@ -373,7 +373,7 @@ async fn basic_edit_refuses_an_address_this_account_did_not_just_verify(backend:
         json!({}),
         json!({"email": "not an email"}),
         json!({"email": unique_email(), "phone": unique_phone()}),
-        json!({"nickname": "x"}),
+        json!({"description": "x"}),
     ] {
         basic_edit(&server, &visitor, body)
             .await

@@ -29,8 +29,14 @@ const BASIC_EDIT_KEYS: [&str; 8] = [
 pub(super) async fn handle(app: &App, req: &Request, ctx: &RequestContext) -> AuthResult<Empty> {
     let who = principal(app, ctx, req).await?;
     let country = app.settings.default_country_code.as_str();
+    let fields = fields(req, &BASIC_EDIT_KEYS)?;
+    if fields.iter().all(|(key, _)| *key == "user_id") {
+        return Err(AuthError::InvalidArgument(
+            "nothing to change: give nickname, avatar_url, gender, username, email or phone".into(),
+        ));
+    }
     let mut edit = ProfileEdit::default();
-    for (key, text) in fields(req, &BASIC_EDIT_KEYS)? {
+    for (key, text) in fields {
         match key {
             "nickname" => edit.name = Some(clearable(&text, DisplayName::parse)?),
             "avatar_url" => {
@@ -43,6 +49,12 @@ pub(super) async fn handle(app: &App, req: &Request, ctx: &RequestContext) -> Au
             "user_id" => {
                 return Err(AuthError::PermissionDenied(
                     "only the signed-in account's own profile can be edited",
+                ))
+            }
+            // One address per change: its proof is one remembered verification.
+            "email" | "phone" if edit.address.is_some() => {
+                return Err(AuthError::InvalidArgument(
+                    "give either email or phone, not both".into(),
                 ))
             }
             "email" => edit.address = Some(Address::Email(Email::parse(&text)?)),
