@@ -569,8 +569,35 @@ async fn each_function_binary_serves_its_step_of_the_seed_flow_through_the_runti
         "a private part was published"
     );
 
-    // The profile, then the account itself, with the first session and its sudo token (its
-    // email hears of the deletion through SES).
+    // The profile, then the account itself, in a session after revoke-all and with its sudo
+    // token (its email hears of the deletion through SES).
+    let fresh = ok(
+        &functions
+            .call(
+                "signin",
+                "POST",
+                "/auth/v1/signin",
+                None,
+                Some(json!({"username": email, "password": PASSWORD})),
+            )
+            .await,
+        "signin after revoke-all",
+    );
+    let access = text(&fresh, "access_token");
+    secrets.extend([access.clone(), text(&fresh, "refresh_token")]);
+    let sudo = ok(
+        &functions
+            .call(
+                "sudo",
+                "POST",
+                "/auth/v1/user/sudo",
+                Some(&access),
+                Some(json!({"password": PASSWORD})),
+            )
+            .await,
+        "sudo before the deletion",
+    );
+    secrets.push(text(&sudo, "sudo_token"));
     ok(
         &functions
             .call(

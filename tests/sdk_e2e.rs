@@ -21,10 +21,12 @@ async fn run_sdk_suite(backend: Backend) {
     settings.push(("AUTH_REFRESH_REUSE_GRACE_SECS", REFRESH_GRACE_SECS.into()));
     // The files run at once from one client address, some sending several codes to one
     // address in a row (a sign-in by code after binding it; a deleted account's email bound
-    // by the next account; a reset or reauthentication after a bind); the resend gap and the per-client quota are tested in api.rs
-    // and abuse.rs.
+    // by the next account; a reset or reauthentication after a bind); the resend gap and the
+    // per-client quotas are tested in api.rs and abuse.rs.
     settings.push(("AUTH_CODE_RESEND_INTERVAL_SECS", "0".into()));
     settings.push(("AUTH_CODE_SENDS_PER_IP_PER_HOUR", "1000".into()));
+    // Every test signs up accounts of its own, all from this one client.
+    settings.push(("AUTH_SIGNUPS_PER_IP_PER_HOUR", "1000".into()));
     let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let server = Server::start(EXE, backend, &pairs).await;
     let moto = match backend {
