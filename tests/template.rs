@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_yaml::Value;
+use serde_yaml::{Mapping, Value};
 use shared::http::routes::{functions, Operation, ROUTES};
 use test_support::template::*;
 
@@ -1076,6 +1076,74 @@ fn functions_that_send_get_the_sms_countries_and_hourly_budget() {
                     function.binary
                 );
             }
+        }
+    }
+}
+
+/// The functions an app calls when it opens: they may be kept warm (BENCHMARKS.md, cold
+/// requests, says when that pays).
+const HOT_PATH: [&str; 3] = ["signin", "token", "user-me"];
+
+#[test]
+fn the_hot_path_offers_provisioned_concurrency_as_a_parameter_off_by_default() {
+    let template = Template::load();
+    let parameter = template.parameter("HotPathProvisionedConcurrency");
+    assert_eq!(text(&parameter["Type"]), "Number");
+    assert_eq!(
+        parameter["Default"].as_u64(),
+        Some(0),
+        "off unless asked for"
+    );
+    assert_eq!(parameter["MinValue"].as_u64(), Some(0));
+    // Lambda refuses a provisioned concurrency of 0: the setting is left out then.
+    assert_eq!(
+        template.condition("HasHotPathProvisionedConcurrency"),
+        &intrinsic(
+            "Fn::Not",
+            vec![intrinsic(
+                "Fn::Equals",
+                vec![
+                    reference("HotPathProvisionedConcurrency"),
+                    Value::String("0".into())
+                ]
+            )]
+        )
+    );
+    let mut setting = Mapping::new();
+    setting.insert(
+        "ProvisionedConcurrentExecutions".into(),
+        reference("HotPathProvisionedConcurrency"),
+    );
+    let conditional = intrinsic(
+        "Fn::If",
+        vec![
+            Value::String("HasHotPathProvisionedConcurrency".into()),
+            Value::Mapping(setting),
+            reference("AWS::NoValue"),
+        ],
+    );
+    for function in template.functions() {
+        let hot = HOT_PATH.contains(&function.binary.as_str());
+        let provisioned = function.property("ProvisionedConcurrencyConfig");
+        if hot {
+            assert_eq!(
+                provisioned,
+                Some(&conditional),
+                "`{}` is on the hot path",
+                function.binary
+            );
+            // Provisioned concurrency applies to an alias, which the API must then call.
+            assert!(
+                function.property("AutoPublishAlias").is_some(),
+                "`{}` needs an alias for provisioned concurrency",
+                function.binary
+            );
+        } else {
+            assert_eq!(
+                provisioned, None,
+                "`{}` is off the hot path",
+                function.binary
+            );
         }
     }
 }

@@ -129,8 +129,9 @@ impl Emulator {
         self.shared.init_error.lock().expect("lock").clone()
     }
 
-    /// Queues one event and waits (at most `wait`) for the function's answer.
-    pub async fn invoke(&self, payload: Bytes, wait: Duration) -> Result<Answer, String> {
+    /// Queues one event without waiting for the answer: a cold request queues its event
+    /// before the function process exists, as Lambda holds the event that starts it.
+    pub async fn queue(&self, payload: Bytes) -> Result<oneshot::Receiver<Answer>, String> {
         let id = format!(
             "bench-{:08}-{}",
             self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -141,6 +142,12 @@ impl Emulator {
             .send(Queued { id, payload, reply })
             .await
             .map_err(|_| "the emulator stopped".to_string())?;
+        Ok(answer)
+    }
+
+    /// Queues one event and waits (at most `wait`) for the function's answer.
+    pub async fn invoke(&self, payload: Bytes, wait: Duration) -> Result<Answer, String> {
+        let answer = self.queue(payload).await?;
         match tokio::time::timeout(wait, answer).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) => Err("the emulator dropped the invocation".into()),

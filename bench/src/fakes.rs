@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -18,8 +19,12 @@ use tokio::net::TcpListener;
 pub const WX_APP_ID: &str = "wx-bench-app";
 pub const WX_APP_SECRET: &str = "wx-bench-secret";
 
+/// (recipient, code) of every email sent through the fake SES, in order.
+type Sent = Arc<Mutex<Vec<(String, String)>>>;
+
 pub struct Fakes {
     pub origin: String,
+    sent: Sent,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -33,13 +38,17 @@ impl Fakes {
     pub async fn start() -> std::io::Result<Self> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let origin = format!("http://{}", listener.local_addr()?);
+        let sent = Sent::default();
+        let server_sent = Arc::clone(&sent);
         let server = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
                 let _ = stream.set_nodelay(true);
+                let sent = Arc::clone(&server_sent);
                 connections.spawn(async move {
-                    let service = service_fn(|req: Request<Incoming>| async move {
-                        Ok::<_, Infallible>(answer(req).await)
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let sent = Arc::clone(&sent);
+                        async move { Ok::<_, Infallible>(answer(req, &sent).await) }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -48,7 +57,23 @@ impl Fakes {
                 while connections.try_join_next().is_some() {}
             }
         });
-        Ok(Self { origin, server })
+        Ok(Self {
+            origin,
+            sent,
+            server,
+        })
+    }
+
+    /// The code of the newest email sent to `to` through the fake SES.
+    pub fn latest_code(&self, to: &str) -> Result<String, String> {
+        self.sent
+            .lock()
+            .expect("lock")
+            .iter()
+            .rev()
+            .find(|(address, _)| address == to)
+            .map(|(_, code)| code.clone())
+            .ok_or_else(|| format!("no code was emailed to {to}"))
     }
 
     /// Settings that point the service's WeChat client at this fake.
@@ -78,7 +103,32 @@ fn respond(content_type: &'static str, body: String) -> Response<Full<Bytes>> {
         .expect("response")
 }
 
-async fn answer(req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Keeps the recipient and the code of a SES v2 `SendEmail` request.
+fn keep_code(body: &[u8], sent: &Mutex<Vec<(String, String)>>) {
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return;
+    };
+    let text = request["Content"]["Simple"]["Body"]["Text"]["Data"]
+        .as_str()
+        .unwrap_or("");
+    let Some(code) = crate::moto::code_in(text) else {
+        return;
+    };
+    let mut sent = sent.lock().expect("lock");
+    for to in request["Destination"]["ToAddresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|to| to.as_str())
+    {
+        sent.push((to.to_string(), code.clone()));
+    }
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    sent: &Mutex<Vec<(String, String)>>,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let body = req
@@ -129,10 +179,13 @@ async fn answer(req: Request<Incoming>) -> Response<Full<Bytes>> {
             )
         }
         // SES v2 SendEmail (REST JSON).
-        "/v2/email/outbound-emails" => respond(
-            "application/json",
-            json!({"MessageId": "bench-message"}).to_string(),
-        ),
+        "/v2/email/outbound-emails" => {
+            keep_code(&body, sent);
+            respond(
+                "application/json",
+                json!({"MessageId": "bench-message"}).to_string(),
+            )
+        }
         // SNS (query protocol): Publish.
         _ if String::from_utf8_lossy(&body).contains("Action=Publish") => respond(
             "text/xml",

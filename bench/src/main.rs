@@ -13,6 +13,7 @@
 //! proxy; peak RSS and stripped size per function; `local-api` throughput. It prints the
 //! results and the targets, met or not.
 
+mod cold;
 mod emulator;
 mod fakes;
 mod flow;
@@ -38,6 +39,15 @@ use crate::proxy::Proxy;
 use crate::report::{median, mib, ms, ms2, ms_minus, percentile, Table};
 
 const FLOOR: &str = "hello";
+/// The second floor of the cold request: one SSM read at init, one GetItem per request.
+const SSM_FLOOR: &str = "ssm-getitem";
+/// The SSM SecureStrings of the cold-request runs, as a deployment names them.
+const JWT_PARAMETER: &str = "/bench/jwt-private-key";
+const SECRET_HASH_PARAMETER: &str = "/bench/secret-hash-key";
+const WX_SECRET_PARAMETER: &str = "/bench/wx-open-app-secret";
+/// Labels of the cold-request rows the targets compare with.
+const NO_IO: &str = "user-me, no token (no I/O), key in the environment";
+const PEER: &str = "user-me, Node.js peer (AWS SDK v3 + jose)";
 const TABLE: &str = "bench-association";
 const SENDER: &str = "no-reply@example.com";
 /// The issuer the functions derive from the emulator's events (their API Gateway domain).
@@ -46,7 +56,10 @@ const AUDIENCE: &str = "cloudbase-association";
 /// Keys the hashes of stored secrets, as `AUTH_SECRET_HASH_KEY_PARAMETER` does on Lambda.
 const SECRET_HASH_KEY: &str = "bench secret hash key, at least thirty-two characters";
 
-const COLD_START_RATIO: f64 = 1.3;
+const NO_IO_RATIO: f64 = 1.5;
+const SSM_FLOOR_RATIO: f64 = 1.25;
+/// A function's cold request and peak RSS against the Node.js peer's: at most a third.
+const PEER_SHARE: f64 = 1.0 / 3.0;
 const MAX_SEQUENTIAL: usize = 2;
 const MAX_RSS_MIB: f64 = 32.0;
 const MAX_BINARY_MIB: f64 = 8.0;
@@ -69,12 +82,16 @@ struct Args {
     bin_dir: Option<PathBuf>,
     only: Option<Vec<String>>,
     function_env: Vec<(String, String)>,
+    cold_requests: usize,
+    cold_flows: usize,
+    cold: bool,
 }
 
 const USAGE: &str =
     "usage: bench [--no-build] [--starts N] [--iterations N] [--dynamo-iterations N] [--dynamodb-delay-ms D]
              [--solo-requests N] [--hashing-requests N] [--load-secs S] [--connections C]
-             [--skip-dynamodb] [--skip-load] [--skip-warm] [--markdown PATH]
+             [--cold-requests N] [--cold-flows N]
+             [--skip-dynamodb] [--skip-load] [--skip-warm] [--skip-cold] [--markdown PATH]
              [--bin-dir DIR] [--functions a,b,...] [--function-env NAME=VALUE]...
 
   --no-build            do not run `cargo build -p functions -p local-api -p bench --bins` first
@@ -88,9 +105,12 @@ const USAGE: &str =
   --hashing-requests N  the same for requests that hash a password (default 30)
   --load-secs S         local-api load duration per request kind (default 5)
   --connections C       local-api load connections (default 16)
+  --cold-requests N     cold requests per function, floor and Node.js peer (default 20)
+  --cold-flows N        seed flows with every function cold, and the same warm (default 10)
   --skip-dynamodb       no moto_server run (its targets are then not measured)
   --skip-load           no local-api load
   --skip-warm           no warm latency at all (in process, embedded, DynamoDB)
+  --skip-cold           no cold requests (they need moto_server; the Node.js peer needs npm)
   --bin-dir DIR         measure the binaries in DIR (implies --no-build; to compare profiles)
   --functions a,b,...   only these function binaries (the floor always runs)
   --function-env N=V    one more variable for every function process (experiments, e.g.
@@ -115,6 +135,9 @@ fn parse_args() -> Result<Args, String> {
         bin_dir: None,
         only: None,
         function_env: Vec::new(),
+        cold_requests: 20,
+        cold_flows: 10,
+        cold: true,
     };
     let mut raw = std::env::args().skip(1);
     while let Some(arg) = raw.next() {
@@ -139,6 +162,9 @@ fn parse_args() -> Result<Args, String> {
             "--skip-dynamodb" => args.dynamodb = false,
             "--skip-load" => args.load = false,
             "--skip-warm" => args.warm = false,
+            "--skip-cold" => args.cold = false,
+            "--cold-requests" => args.cold_requests = number("--cold-requests")?,
+            "--cold-flows" => args.cold_flows = number("--cold-flows")?,
             "--bin-dir" => {
                 args.build = false;
                 args.bin_dir = Some(
@@ -329,6 +355,17 @@ struct Results {
     dynamo: Option<DynamoResults>,
     load: Vec<(String, load::LoadResult)>,
     local_api_rss: Option<u64>,
+    cold_requests: Option<ColdResults>,
+}
+
+struct ColdResults {
+    cases: Vec<cold::CaseResult>,
+    flow: Vec<cold::FlowStep>,
+    rounds: usize,
+    flows: usize,
+    delay_ms: u64,
+    /// Why the Node.js peer is missing from the run, when it is.
+    peer_missing: Option<String>,
 }
 
 struct SoloResult {
@@ -367,7 +404,12 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let bin = |name: &str| bin_dir.join(name);
     let local_api = args.load.then_some("local-api");
-    for name in functions.iter().copied().chain([FLOOR]).chain(local_api) {
+    for name in functions
+        .iter()
+        .copied()
+        .chain([FLOOR, SSM_FLOOR])
+        .chain(local_api)
+    {
         if !bin(name).exists() {
             return Err(format!(
                 "{} is missing: build first with `cargo build --release -p functions -p local-api -p bench --bins` (or run without --no-build)",
@@ -385,7 +427,7 @@ async fn run(args: Args) -> Result<(), String> {
     );
     let tag = hex::encode(shared::domain::random_bytes::<3>());
 
-    for name in [FLOOR]
+    for name in [FLOOR, SSM_FLOOR]
         .into_iter()
         .chain(functions.iter().copied())
         .chain(local_api)
@@ -573,7 +615,25 @@ async fn run(args: Args) -> Result<(), String> {
         );
     }
 
-    // 5. local-api throughput.
+    // 5. Cold requests, the floors and the Node.js peer, and the seed flow cold and warm.
+    if args.cold && args.dynamodb {
+        results.cold_requests = Some(
+            cold_run(
+                &args,
+                &workspace,
+                &work,
+                &bin_dir,
+                &functions,
+                &lambda_env,
+                &fakes,
+                &pem,
+                &tag,
+            )
+            .await?,
+        );
+    }
+
+    // 6. local-api throughput.
     if args.load {
         eprintln!("bench: local-api load");
         let api = load::LocalApi::start(&bin("local-api")).await?;
@@ -722,36 +782,386 @@ async fn dynamo_run(
     })
 }
 
+/// `node` on the PATH and the peer's dependencies installed (`npm ci` from its lock file when
+/// `node_modules` is missing): the program and arguments that run the peer.
+fn node_peer(workspace: &Path) -> Result<(PathBuf, Vec<String>), String> {
+    let dir = workspace.join("bench/node-peer");
+    let on_path = |program: &str| {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(program))
+                .find(|candidate| candidate.is_file())
+        })
+    };
+    let node = on_path("node").ok_or("no `node` on PATH")?;
+    if !dir.join("node_modules").exists() {
+        let npm = on_path("npm").ok_or("no `npm` on PATH")?;
+        eprintln!("bench: npm ci in {}", dir.display());
+        let status = std::process::Command::new(npm)
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .map_err(|e| format!("running npm ci: {e}"))?;
+        if !status.success() {
+            return Err(format!("npm ci in {} failed ({status})", dir.display()));
+        }
+    }
+    Ok((node, vec![dir.join("runtime.mjs").display().to_string()]))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn cold_run(
+    args: &Args,
+    workspace: &Path,
+    work: &Path,
+    bin_dir: &Path,
+    functions: &[&'static str],
+    lambda_env: &[(String, String)],
+    fakes: &Fakes,
+    pem: &str,
+    tag: &str,
+) -> Result<ColdResults, String> {
+    eprintln!("bench: starting moto_server for the cold requests");
+    let moto = moto::Moto::start(workspace, &work.join("moto-cold.log")).await?;
+    moto.create_table(TABLE).await?;
+    moto.put_secure_string(JWT_PARAMETER, pem).await?;
+    moto.put_secure_string(SECRET_HASH_PARAMETER, SECRET_HASH_KEY)
+        .await?;
+    moto.put_secure_string(WX_SECRET_PARAMETER, fakes::WX_APP_SECRET)
+        .await?;
+    let proxy = Proxy::start_split(
+        &moto.origin,
+        Some(&fakes.origin),
+        Duration::from_millis(args.dynamo_delay_ms),
+    )
+    .await
+    .map_err(|e| format!("starting the proxy: {e}"))?;
+    // As on Lambda: the store is DynamoDB, every AWS call goes through the delaying proxy
+    // (SES and SNS on to the fakes), and the secrets are SSM SecureStrings.
+    let secrets = [
+        "AUTH_JWT_PRIVATE_KEY",
+        "AUTH_SECRET_HASH_KEY",
+        "AUTH_WX_OPEN_APP_SECRET",
+    ];
+    let mut base: Vec<(String, String)> = lambda_env
+        .iter()
+        .filter(|(k, _)| k != "AWS_ENDPOINT_URL" && !secrets.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    base.extend(pairs(&[
+        ("AUTH_STORE", "dynamodb"),
+        ("AWS_ENDPOINT_URL", &proxy.origin),
+        // See dynamo_run: moto on a busy machine sometimes takes over a second.
+        ("AUTH_AWS_ATTEMPT_TIMEOUT_MS", "2500"),
+    ]));
+    let mut ssm_env = base.clone();
+    ssm_env.extend(pairs(&[
+        ("AUTH_JWT_PRIVATE_KEY_PARAMETER", JWT_PARAMETER),
+        ("AUTH_SECRET_HASH_KEY_PARAMETER", SECRET_HASH_PARAMETER),
+        ("AUTH_WX_OPEN_APP_SECRET_PARAMETER", WX_SECRET_PARAMETER),
+    ]));
+    let mut key_env = base.clone();
+    key_env.extend(
+        lambda_env
+            .iter()
+            .filter(|(k, _)| secrets.contains(&k.as_str()))
+            .cloned(),
+    );
+    let context = std::sync::Arc::new(solo::SoloContext {
+        minted_access_token: shared::crypto::AccessTokens::from_pems(pem, "", AUDIENCE)
+            .map_err(|e| e.to_string())?
+            .issue(
+                ISSUER,
+                &UserId::generate(),
+                &SessionId::generate(),
+                unix_now(),
+                7200,
+            )
+            .map_err(|e| e.to_string())?,
+        tag: format!("{tag}c"),
+    });
+    let bin = |name: &str| bin_dir.join(name);
+    let mut cases = vec![
+        cold::Case {
+            label: format!("{FLOOR} (floor)"),
+            function: FLOOR.into(),
+            program: bin(FLOOR),
+            args: Vec::new(),
+            env: base.clone(),
+            request: "any event → 200 `hello`".into(),
+            make: Box::new(solo::hello_event),
+        },
+        cold::Case {
+            label: format!("{SSM_FLOOR} (floor)"),
+            function: SSM_FLOOR.into(),
+            program: bin(SSM_FLOOR),
+            args: Vec::new(),
+            env: [base.clone(), pairs(&[("FLOOR_PARAMETER", JWT_PARAMETER)])].concat(),
+            request: "init: default AWS config, one SSM GetParameter; request: one GetItem → 404"
+                .into(),
+            make: Box::new(solo::hello_event),
+        },
+    ];
+    if functions.contains(&"user-me") {
+        cases.push(cold::Case {
+            label: NO_IO.into(),
+            function: "user-me".into(),
+            program: bin("user-me"),
+            args: Vec::new(),
+            env: key_env.clone(),
+            request: "GET /user/me without a token → 401, no network I/O at all".into(),
+            make: Box::new(|i| {
+                process::event("GET", "/auth/v1/user/me", None, None, &flow::source_ip(i))
+            }),
+        });
+    }
+    for case in solo::SOLO
+        .iter()
+        .filter(|c| functions.contains(&c.function))
+    {
+        let context = std::sync::Arc::clone(&context);
+        cases.push(cold::Case {
+            label: case.function.into(),
+            function: case.function.into(),
+            program: bin(case.function),
+            args: Vec::new(),
+            env: ssm_env.clone(),
+            request: case.request.into(),
+            make: Box::new(move |i| (case.make)(&context, i)),
+        });
+    }
+    let peer_missing = match node_peer(workspace) {
+        Ok((node, node_args)) => {
+            let context = std::sync::Arc::clone(&context);
+            cases.push(cold::Case {
+                label: PEER.into(),
+                function: "user-me".into(),
+                program: node,
+                args: node_args,
+                env: ssm_env.clone(),
+                request: "as user-me: valid ES256 token of an unknown session → 401".into(),
+                make: Box::new(move |i| {
+                    process::event(
+                        "GET",
+                        "/auth/v1/user/me",
+                        Some(&context.minted_access_token),
+                        None,
+                        &flow::source_ip(i),
+                    )
+                }),
+            });
+            None
+        }
+        Err(why) => {
+            eprintln!("bench: the Node.js peer is left out: {why}");
+            Some(why)
+        }
+    };
+    eprintln!(
+        "bench: cold requests ({} cases x {})",
+        cases.len(),
+        args.cold_requests
+    );
+    let outcome = async {
+        let cases = cold::run(&cases, args.cold_requests, &proxy, work).await?;
+        let needed = [
+            "signup",
+            "signin",
+            "sudo",
+            "verification",
+            "verify",
+            "bind-contact",
+        ];
+        let flow = if needed.iter().all(|f| functions.contains(f)) {
+            eprintln!("bench: the seed flow cold and warm x {}", args.cold_flows);
+            cold::flow(args.cold_flows, bin_dir, &ssm_env, &proxy, fakes, work, tag).await?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, String>((cases, flow))
+    }
+    .await;
+    drop(proxy);
+    moto.stop().await;
+    let (cases, flow) = outcome?;
+    Ok(ColdResults {
+        cases,
+        flow,
+        rounds: args.cold_requests,
+        flows: args.cold_flows,
+        delay_ms: args.dynamo_delay_ms,
+        peer_missing,
+    })
+}
+
 struct Verdict {
     target: String,
     met: Option<bool>,
     detail: String,
 }
 
-fn verdicts(results: &Results, functions: &[&'static str]) -> Vec<Verdict> {
-    let mut verdicts = Vec::new();
-    let floor = median(results.cold.get(FLOOR).map(Vec::as_slice).unwrap_or(&[]));
-    let slow: Vec<String> = functions
+/// The cold-request targets of issue 15.
+fn cold_verdicts(results: &Results, functions: &[&'static str]) -> Vec<Verdict> {
+    let targets = [
+        format!("cold request of a request that needs no I/O ≤ {NO_IO_RATIO}× the bare hello's"),
+        format!("cold request of every function ≤ {SSM_FLOOR_RATIO}× the SSM + GetItem floor's"),
+        "cold request of every function ≤ ⅓ of the Node.js peer's".to_string(),
+        "peak RSS of every function ≤ ⅓ of the Node.js peer's".to_string(),
+        "cold path sequential round trips ≤ warm + 1 (SSM included)".to_string(),
+    ];
+    let Some(cold) = &results.cold_requests else {
+        return targets
+            .into_iter()
+            .map(|target| Verdict {
+                target,
+                met: None,
+                detail: "not measured in this run".into(),
+            })
+            .collect();
+    };
+    let case = |label: &str| cold.cases.iter().find(|c| c.label == label);
+    let cold_median = |label: &str| case(label).map(|c| median(&c.cold));
+    let ours: Vec<&cold::CaseResult> = cold
+        .cases
         .iter()
-        .filter_map(|f| {
-            let m = median(results.cold.get(*f)?);
-            let ratio = m.as_secs_f64() / floor.as_secs_f64();
-            (ratio > COLD_START_RATIO).then(|| format!("{f} {ratio:.2}×"))
-        })
+        .filter(|c| functions.contains(&c.label.as_str()))
         .collect();
-    let worst = functions
-        .iter()
-        .filter_map(|f| Some(median(results.cold.get(*f)?).as_secs_f64() / floor.as_secs_f64()))
-        .fold(0.0, f64::max);
-    verdicts.push(Verdict {
-        target: format!("cold start of every function ≤ {COLD_START_RATIO}× the hello-world floor"),
-        met: Some(slow.is_empty()),
-        detail: if slow.is_empty() {
-            format!("worst {worst:.2}× (floor {} ms)", ms2(floor))
-        } else {
-            format!("over: {}", slow.join(", "))
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    let mut verdicts = Vec::new();
+
+    let hello = cold_median(&format!("{FLOOR} (floor)"));
+    verdicts.push(match (cold_median(NO_IO), hello) {
+        (Some(no_io), Some(hello)) => {
+            let r = ratio(no_io, hello);
+            Verdict {
+                target: targets[0].clone(),
+                met: Some(r <= NO_IO_RATIO),
+                detail: format!("{r:.2}× ({} ms against {} ms)", ms2(no_io), ms2(hello)),
+            }
+        }
+        _ => Verdict {
+            target: targets[0].clone(),
+            met: None,
+            detail: "user-me not measured".into(),
         },
     });
+
+    // Each function against a reference median: the ratios over `limit`, and the worst.
+    let against = |target: &String, reference: Option<Duration>, limit: f64, name: &str| {
+        let Some(reference) = reference.filter(|_| !ours.is_empty()) else {
+            return Verdict {
+                target: target.clone(),
+                met: None,
+                detail: format!("{name} not measured"),
+            };
+        };
+        let ratios: Vec<(String, f64)> = ours
+            .iter()
+            .map(|c| (c.label.clone(), ratio(median(&c.cold), reference)))
+            .collect();
+        let over: Vec<String> = ratios
+            .iter()
+            .filter(|(_, r)| *r > limit)
+            .map(|(f, r)| format!("{f} {r:.2}×"))
+            .collect();
+        let worst = ratios
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(f, r)| format!("{f} {r:.2}×"))
+            .unwrap_or_default();
+        Verdict {
+            target: target.clone(),
+            met: Some(over.is_empty()),
+            detail: if over.is_empty() {
+                format!("worst {worst} ({name} {} ms)", ms2(reference))
+            } else {
+                format!("over ({name} {} ms): {}", ms2(reference), over.join(", "))
+            },
+        }
+    };
+    verdicts.push(against(
+        &targets[1],
+        cold_median(&format!("{SSM_FLOOR} (floor)")),
+        SSM_FLOOR_RATIO,
+        "floor",
+    ));
+    verdicts.push(against(&targets[2], cold_median(PEER), PEER_SHARE, "peer"));
+
+    let peak = |f: &str| -> Option<u64> {
+        let embedded = results.rss_embedded.get(f).copied();
+        let dynamo = results.dynamo.as_ref().and_then(|d| d.rss.get(f).copied());
+        let cold = case(f).and_then(|c| c.rss);
+        embedded.into_iter().chain(dynamo).chain(cold).max()
+    };
+    verdicts.push(match case(PEER).and_then(|c| c.rss) {
+        Some(peer) => {
+            let over: Vec<String> = functions
+                .iter()
+                .filter_map(|f| peak(f).map(|b| (f, b)))
+                .filter(|(_, b)| *b as f64 > peer as f64 * PEER_SHARE)
+                .map(|(f, b)| format!("{f} {} MiB", mib(b)))
+                .collect();
+            let worst = functions.iter().filter_map(|f| peak(f)).max().unwrap_or(0);
+            Verdict {
+                target: targets[3].clone(),
+                met: Some(over.is_empty()),
+                detail: format!(
+                    "peer {} MiB; {}",
+                    mib(peer),
+                    if over.is_empty() {
+                        format!("worst function {} MiB", mib(worst))
+                    } else {
+                        format!("over: {}", over.join(", "))
+                    }
+                ),
+            }
+        }
+        None => Verdict {
+            target: targets[3].clone(),
+            met: None,
+            detail: cold
+                .peer_missing
+                .clone()
+                .unwrap_or_else(|| "the peer was not measured".into()),
+        },
+    });
+
+    let most = |trips: &[cold::Trips]| trips.iter().map(|t| t.sequential).max().unwrap_or(0);
+    let rows = ours
+        .iter()
+        .map(|c| (c.label.clone(), most(&c.cold_trips), most(&c.warm_trips)))
+        .chain(cold.flow.iter().map(|s| {
+            (
+                format!("flow: {}", s.label),
+                most(&s.cold_trips),
+                most(&s.warm_trips),
+            )
+        }));
+    let (mut over, mut worst) = (Vec::new(), 0usize);
+    for (label, cold_trips, warm_trips) in rows {
+        let extra = cold_trips.saturating_sub(warm_trips);
+        worst = worst.max(extra);
+        if extra > 1 {
+            over.push(format!(
+                "{label} {cold_trips} cold against {warm_trips} warm"
+            ));
+        }
+    }
+    verdicts.push(Verdict {
+        target: targets[4].clone(),
+        met: (!ours.is_empty()).then_some(over.is_empty()),
+        detail: if over.is_empty() {
+            format!("worst: warm + {worst}")
+        } else {
+            format!("over: {}", over.join("; "))
+        },
+    });
+    verdicts
+}
+
+fn verdicts(results: &Results, functions: &[&'static str]) -> Vec<Verdict> {
+    let mut verdicts = Vec::new();
+    verdicts.extend(cold_verdicts(results, functions));
 
     match &results.dynamo {
         Some(dynamo) => {
@@ -846,7 +1256,12 @@ fn verdicts(results: &Results, functions: &[&'static str]) -> Vec<Verdict> {
     let peak = |f: &str| -> Option<u64> {
         let a = results.rss_embedded.get(f).copied();
         let b = results.dynamo.as_ref().and_then(|d| d.rss.get(f).copied());
-        a.into_iter().chain(b).max()
+        let c = results
+            .cold_requests
+            .as_ref()
+            .and_then(|cold| cold.cases.iter().find(|c| c.label == f))
+            .and_then(|c| c.rss);
+        a.into_iter().chain(b).chain(c).max()
     };
     let heavy: Vec<String> = functions
         .iter()
@@ -1174,6 +1589,10 @@ fn tables(args: &Args, results: &Results, functions: &[&'static str]) -> Vec<Tab
         tables.push(t);
     }
 
+    if let Some(cold) = &results.cold_requests {
+        tables.extend(cold_tables(cold));
+    }
+
     if !results.load.is_empty() {
         let mut t = Table::new(
             "local-api throughput (embedded store), closed loop: each connection sends its next request when the answer is in",
@@ -1215,6 +1634,139 @@ fn tables(args: &Args, results: &Results, functions: &[&'static str]) -> Vec<Tab
         ]);
     }
     tables.push(t);
+    tables
+}
+
+/// The cold-request table and the seed flow, cold against warm.
+fn cold_tables(cold: &ColdResults) -> Vec<Table> {
+    let mut tables = Vec::new();
+    let reference = |label: String| {
+        cold.cases
+            .iter()
+            .find(|c| c.label == label)
+            .map(|c| median(&c.cold))
+    };
+    let floor = reference(format!("{SSM_FLOOR} (floor)"));
+    let hello = reference(format!("{FLOOR} (floor)"));
+    let times = |a: Duration, b: Option<Duration>| {
+        b.map(|b| format!("{:.2}", a.as_secs_f64() / b.as_secs_f64()))
+            .unwrap_or_else(|| "—".into())
+    };
+    let range = |values: Vec<usize>| {
+        let lo = values.iter().min().copied().unwrap_or(0);
+        let hi = values.iter().max().copied().unwrap_or(0);
+        if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}–{hi}")
+        }
+    };
+    let shapes = |trips: &[cold::Trips]| {
+        let mut shapes: Vec<&str> = trips.iter().map(|t| t.shape.as_str()).collect();
+        shapes.sort();
+        shapes.dedup();
+        shapes.join(" / ")
+    };
+    let mut t = Table::new(
+        "Cold request: spawn, with the event already queued, → response fully received (Lambda settings: secrets from SSM SecureStrings, DynamoDB through the delaying proxy, SES/SNS fakes)",
+        &[
+            "case",
+            "request",
+            "statuses",
+            "cold request median (ms)",
+            "p90 (ms)",
+            "× SSM + GetItem floor",
+            "× hello",
+            "spawn → first poll median (ms)",
+            "warm median (ms)",
+            "AWS requests, cold",
+            "sequential round trips, cold",
+            "sequential round trips, warm",
+            "cold path (a+b: concurrent)",
+            "peak RSS (MiB)",
+        ],
+    );
+    for case in &cold.cases {
+        let m = median(&case.cold);
+        t.row(vec![
+            case.label.clone(),
+            case.request.clone(),
+            case.statuses
+                .iter()
+                .map(|(s, n)| format!("{s}×{n}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            ms2(m),
+            ms2(percentile(&case.cold, 90.0)),
+            times(m, floor),
+            times(m, hello),
+            ms2(median(&case.first_poll)),
+            ms2(median(&case.warm)),
+            range(case.cold_trips.iter().map(|t| t.requests).collect()),
+            range(case.cold_trips.iter().map(|t| t.sequential).collect()),
+            range(case.warm_trips.iter().map(|t| t.sequential).collect()),
+            shapes(&case.cold_trips),
+            case.rss.map(mib).unwrap_or_else(|| "—".into()),
+        ]);
+    }
+    t.note(format!(
+        "{} cold requests per case, interleaved round-robin (order rotated each round) after one unrecorded round; each process then answers {} warm requests of the same kind (the warm column: event handed out → response received)",
+        cold.rounds,
+        cold::WARM_PER_START
+    ));
+    t.note(format!(
+        "the proxy holds each DynamoDB and SSM request {} ms (a stand-in for the network round trip); connections are plain HTTP on loopback, so no TLS handshake is in these times",
+        cold.delay_ms
+    ));
+    t.note("peak RSS: VmHWM after the warm requests, the largest over the case's processes");
+    if let Some(why) = &cold.peer_missing {
+        t.note(format!("the Node.js peer is not in this run: {why}"));
+    }
+    tables.push(t);
+
+    if !cold.flow.is_empty() {
+        let mut t = Table::new(
+            "The seed flow with every function cold (each started by its step's event) against the same flow warm",
+            &[
+                "step",
+                "function",
+                "cold median (ms)",
+                "warm median (ms)",
+                "cold − warm (ms)",
+                "sequential round trips, cold",
+                "sequential round trips, warm",
+            ],
+        );
+        let (mut cold_total, mut warm_total) = (Duration::ZERO, Duration::ZERO);
+        for step in &cold.flow {
+            let (c, w) = (median(&step.cold), median(&step.warm));
+            cold_total += c;
+            warm_total += w;
+            t.row(vec![
+                step.label.into(),
+                step.function.into(),
+                ms2(c),
+                ms2(w),
+                ms_minus(c, w),
+                range(step.cold_trips.iter().map(|t| t.sequential).collect()),
+                range(step.warm_trips.iter().map(|t| t.sequential).collect()),
+            ]);
+        }
+        t.row(vec![
+            "whole flow (sum of the medians)".into(),
+            "—".into(),
+            ms2(cold_total),
+            ms2(warm_total),
+            ms_minus(cold_total, warm_total),
+            "—".into(),
+            "—".into(),
+        ]);
+        t.note(format!(
+            "{} flows after 1 unrecorded one; each a fresh account made by a warm signup process (not timed); cold: spawn → response; warm: the next account's flow on the same processes",
+            cold.flows
+        ));
+        tables.push(t);
+    }
     tables
 }
 

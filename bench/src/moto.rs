@@ -113,6 +113,39 @@ impl Moto {
             })
     }
 
+    /// Stores `value` as an SSM SecureString named `name`, as a deployment does with the
+    /// signing key. moto reads the region from the credential scope and checks no signature.
+    pub async fn put_secure_string(&self, name: &str, value: &str) -> Result<(), String> {
+        let answer = self
+            .http
+            .post(&self.origin)
+            .header("x-amz-target", "AmazonSSM.PutParameter")
+            .header("content-type", "application/x-amz-json-1.1")
+            .header(
+                "authorization",
+                format!("AWS4-HMAC-SHA256 Credential=test/20250101/{REGION}/ssm/aws4_request, SignedHeaders=host, Signature=0"),
+            )
+            .body(
+                serde_json::json!({
+                    "Name": name,
+                    "Value": value,
+                    "Type": "SecureString",
+                    "Overwrite": true,
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("putting SSM parameter {name} into moto: {e}"))?;
+        if !answer.status().is_success() {
+            return Err(format!(
+                "moto refused SSM parameter {name}: {}",
+                answer.status()
+            ));
+        }
+        Ok(())
+    }
+
     /// The six-digit code of the newest email moto recorded to `to`.
     pub async fn latest_code(&self, to: &str) -> Result<String, String> {
         let data: Value = self

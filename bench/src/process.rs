@@ -118,6 +118,15 @@ pub struct FunctionProcess {
     emulator: Emulator,
 }
 
+/// A cold request: the event was queued at the emulator before the process was spawned.
+pub struct ColdRequest {
+    /// From just before `spawn` to the first `GET .../invocation/next` (the old "cold start").
+    pub first_poll: Duration,
+    /// From just before `spawn` to the response fully received: what a user waits for.
+    pub response: Duration,
+    pub invoked: Invoked,
+}
+
 impl FunctionProcess {
     /// Starts `bin` as function `name` and waits for its first poll of the Runtime API.
     /// `stderr_log`: where the function's logs go (`None`: discarded).
@@ -127,6 +136,33 @@ impl FunctionProcess {
         env: &[(String, String)],
         stderr_log: Option<&Path>,
     ) -> Result<Self, String> {
+        let (process, _) = Self::launch(bin, &[], name, env, stderr_log, None).await?;
+        Ok(process)
+    }
+
+    /// Queues `event`, then starts `program` (with `args`: the Node.js peer runs as `node
+    /// file`) as function `name`, and waits for the answer to that event.
+    pub async fn start_cold(
+        program: &Path,
+        args: &[String],
+        name: &str,
+        env: &[(String, String)],
+        stderr_log: Option<&Path>,
+        event: &Value,
+    ) -> Result<(Self, ColdRequest), String> {
+        let (process, cold) =
+            Self::launch(program, args, name, env, stderr_log, Some(event)).await?;
+        Ok((process, cold.expect("an event was queued")))
+    }
+
+    async fn launch(
+        program: &Path,
+        args: &[String],
+        name: &str,
+        env: &[(String, String)],
+        stderr_log: Option<&Path>,
+        event: Option<&Value>,
+    ) -> Result<(Self, Option<ColdRequest>), String> {
         let mut emulator = Emulator::start(name)
             .await
             .map_err(|e| format!("starting the Runtime API emulator: {e}"))?;
@@ -137,19 +173,34 @@ impl FunctionProcess {
             ),
             None => Stdio::null(),
         };
-        let mut command = Command::new(bin);
+        let mut command = Command::new(program);
         command
+            .args(args)
             .env_clear()
             .envs(lambda_env(name, &emulator.runtime_api()))
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
+        let mut pending = match event {
+            Some(event) => Some(
+                emulator
+                    .queue(Bytes::from(serde_json::to_vec(event).expect("JSON")))
+                    .await
+                    .map_err(|e| format!("{name}: {e}"))?,
+            ),
+            None => None,
+        };
         let spawned = Instant::now();
         let mut child = command
             .spawn()
-            .map_err(|e| format!("spawning {}: {e}", bin.display()))?;
+            .map_err(|e| format!("spawning {}: {e}", program.display()))?;
         let pid = child.id();
+        let log_note = || {
+            stderr_log
+                .map(|p| format!(" (log: {})", p.display()))
+                .unwrap_or_default()
+        };
         // Wait for the first poll, checking now and then that the process is still alive.
         let first_poll = loop {
             if let Some(poll) = emulator.next_poll(Duration::from_millis(20)).await {
@@ -159,9 +210,7 @@ impl FunctionProcess {
                 let why = emulator.init_error().unwrap_or_default();
                 return Err(format!(
                     "{name} exited before polling the Runtime API ({status}) {why}{}",
-                    stderr_log
-                        .map(|p| format!(" (log: {})", p.display()))
-                        .unwrap_or_default(),
+                    log_note()
                 ));
             }
             if spawned.elapsed() > START_LIMIT {
@@ -172,13 +221,46 @@ impl FunctionProcess {
                 ));
             }
         };
-        Ok(Self {
-            name: name.to_string(),
-            pid,
-            cold_start: first_poll.saturating_duration_since(spawned),
-            child,
-            emulator,
-        })
+        let cold = match pending.as_mut() {
+            Some(answer) => {
+                let answer = loop {
+                    match tokio::time::timeout(Duration::from_millis(20), &mut *answer).await {
+                        Ok(Ok(answer)) => break answer,
+                        Ok(Err(_)) => {
+                            return Err(format!("{name}: the emulator dropped the event"))
+                        }
+                        Err(_) => {}
+                    }
+                    if let Ok(Some(status)) = child.try_wait() {
+                        return Err(format!(
+                            "{name} exited before answering its first event ({status}){}",
+                            log_note()
+                        ));
+                    }
+                    if spawned.elapsed() > START_LIMIT + INVOKE_LIMIT {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(format!("{name} did not answer its first event in time"));
+                    }
+                };
+                Some(ColdRequest {
+                    first_poll: first_poll.saturating_duration_since(spawned),
+                    response: answer.done.saturating_duration_since(spawned),
+                    invoked: parse_answer(name, answer)?,
+                })
+            }
+            None => None,
+        };
+        Ok((
+            Self {
+                name: name.to_string(),
+                pid,
+                cold_start: first_poll.saturating_duration_since(spawned),
+                child,
+                emulator,
+            },
+            cold,
+        ))
     }
 
     /// Sends one event (an API Gateway HTTP API v2 payload) and waits for the answer.
@@ -189,28 +271,7 @@ impl FunctionProcess {
             .invoke(payload, INVOKE_LIMIT)
             .await
             .map_err(|e| format!("{}: {e}", self.name))?;
-        let elapsed = answer.elapsed();
-        let response: Value = serde_json::from_slice(&answer.body).map_err(|e| {
-            format!(
-                "{}: the invocation response is not JSON ({e}): {}",
-                self.name,
-                String::from_utf8_lossy(&answer.body)
-            )
-        })?;
-        if answer.error {
-            return Err(format!(
-                "{}: the function reported an error: {response}",
-                self.name
-            ));
-        }
-        let status = response["statusCode"].as_u64().unwrap_or(0) as u16;
-        let text = response["body"].as_str().unwrap_or("");
-        let body = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()));
-        Ok(Invoked {
-            status,
-            body,
-            elapsed,
-        })
+        parse_answer(&self.name, answer)
     }
 
     /// Peak resident set size so far (`VmHWM`), in KiB.
@@ -221,6 +282,30 @@ impl FunctionProcess {
     pub async fn stop(self) {
         // Drop kills and reaps the process.
     }
+}
+
+/// The function's answer as API Gateway would read it.
+fn parse_answer(name: &str, answer: crate::emulator::Answer) -> Result<Invoked, String> {
+    let elapsed = answer.elapsed();
+    let response: Value = serde_json::from_slice(&answer.body).map_err(|e| {
+        format!(
+            "{name}: the invocation response is not JSON ({e}): {}",
+            String::from_utf8_lossy(&answer.body)
+        )
+    })?;
+    if answer.error {
+        return Err(format!(
+            "{name}: the function reported an error: {response}"
+        ));
+    }
+    let status = response["statusCode"].as_u64().unwrap_or(0) as u16;
+    let text = response["body"].as_str().unwrap_or("");
+    let body = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()));
+    Ok(Invoked {
+        status,
+        body,
+        elapsed,
+    })
 }
 
 impl Drop for FunctionProcess {

@@ -2,8 +2,8 @@
 //! (`X-Amz-Target` for DynamoDB), when it started and when its answer had fully arrived.
 //! Requests whose intervals overlap ran concurrently.
 //!
-//! Each DynamoDB request is held for a fixed delay before it is forwarded: a stand-in for
-//! the network round trip to DynamoDB. On loopback, moto can answer a request before the
+//! Each DynamoDB and SSM request is held for a fixed delay before it is forwarded: a stand-in
+//! for the network round trip to the AWS endpoint. On loopback, moto can answer a request before the
 //! client has even sent the one it issued at the same time, and two concurrent requests
 //! would then look sequential; with the delay, requests issued together always overlap.
 
@@ -35,6 +35,16 @@ pub struct Record {
 impl Record {
     pub fn is_dynamodb(&self) -> bool {
         self.target.starts_with("DynamoDB_")
+    }
+
+    /// A request that stands for a network round trip to an AWS endpoint and is delayed.
+    fn is_delayed(&self) -> bool {
+        self.is_dynamodb() || self.target.starts_with("AmazonSSM.")
+    }
+
+    /// SES and SNS, which the cold-request runs send to the instant fakes instead of moto.
+    fn is_message(&self) -> bool {
+        self.target.starts_with("SESv2 ") || self.target == "Query Publish"
     }
 
     /// `GetItem` for `DynamoDB_20120810.GetItem`.
@@ -70,15 +80,34 @@ impl Drop for Proxy {
 
 type Upstream = Client<HttpConnector, Full<Bytes>>;
 
+struct Upstreams {
+    aws: String,
+    messages: Option<String>,
+}
+
 impl Proxy {
+    /// Forwards everything to `upstream`.
     pub async fn start(upstream: &str, delay: Duration) -> std::io::Result<Self> {
+        Self::start_split(upstream, None, delay).await
+    }
+
+    /// Forwards SES and SNS to `messages` when given (the fakes, which keep the codes),
+    /// everything else to `upstream`.
+    pub async fn start_split(
+        upstream: &str,
+        messages: Option<&str>,
+        delay: Duration,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let origin = format!("http://{}", listener.local_addr()?);
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client: Upstream = Client::builder(TokioExecutor::new()).build(connector);
-        let upstream = Arc::new(upstream.trim_end_matches('/').to_string());
+        let upstream = Arc::new(Upstreams {
+            aws: upstream.trim_end_matches('/').to_string(),
+            messages: messages.map(|m| m.trim_end_matches('/').to_string()),
+        });
         let server_log = Arc::clone(&log);
         let server = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
@@ -146,7 +175,7 @@ fn label(req: &hyper::http::request::Parts, body: &[u8]) -> String {
 
 async fn forward(
     client: &Upstream,
-    upstream: &str,
+    upstreams: &Upstreams,
     log: &Mutex<Vec<Record>>,
     delay: Duration,
     req: Request<Incoming>,
@@ -157,10 +186,19 @@ async fn forward(
         Ok(body) => body.to_bytes(),
         Err(_) => return failure("unreadable request body"),
     };
-    let target = label(&parts, &body);
-    if target.starts_with("DynamoDB_") && !delay.is_zero() {
+    let mut record = Record {
+        target: label(&parts, &body),
+        start,
+        end: start,
+        status: 0,
+    };
+    if record.is_delayed() && !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    let upstream = match &upstreams.messages {
+        Some(messages) if record.is_message() => messages,
+        _ => &upstreams.aws,
+    };
     let path = parts
         .uri
         .path_and_query()
@@ -184,13 +222,9 @@ async fn forward(
         Ok(body) => body.to_bytes(),
         Err(_) => return failure("unreadable upstream body"),
     };
-    let end = Instant::now();
-    log.lock().expect("lock").push(Record {
-        target,
-        start,
-        end,
-        status: parts.status.as_u16(),
-    });
+    record.end = Instant::now();
+    record.status = parts.status.as_u16();
+    log.lock().expect("lock").push(record);
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = parts.status;
     for (name, value) in &parts.headers {
@@ -206,6 +240,22 @@ fn failure(why: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(why.to_string())));
     *response.status_mut() = hyper::StatusCode::BAD_GATEWAY;
     response
+}
+
+/// The most of `records` that ran one after another, no two overlapping: the round trips a
+/// caller waits for in sequence. Greedy by earliest end gives the largest such set.
+pub fn sequential(records: &[&Record]) -> usize {
+    let mut by_end = records.to_vec();
+    by_end.sort_by_key(|r| r.end);
+    let mut count = 0;
+    let mut free_from: Option<Instant> = None;
+    for record in &by_end {
+        if free_from.is_none_or(|t| record.start >= t) {
+            count += 1;
+            free_from = Some(record.end);
+        }
+    }
+    count
 }
 
 /// DynamoDB use of one invocation.
@@ -226,17 +276,7 @@ impl DynamoUse {
     pub fn of(records: &[Record]) -> Self {
         let mut dynamo: Vec<&Record> = records.iter().filter(|r| r.is_dynamodb()).collect();
         dynamo.sort_by_key(|r| r.start);
-        // Greedy by earliest end: the largest set of pairwise non-overlapping intervals.
-        let mut by_end = dynamo.clone();
-        by_end.sort_by_key(|r| r.end);
-        let mut sequential = 0;
-        let mut free_from: Option<Instant> = None;
-        for record in &by_end {
-            if free_from.is_none_or(|t| record.start >= t) {
-                sequential += 1;
-                free_from = Some(record.end);
-            }
-        }
+        let sequential = sequential(&dynamo);
         // Shape: group requests that overlap the group's span into one `a+b` round.
         let mut rounds: Vec<(Instant, Vec<String>)> = Vec::new();
         for record in &dynamo {

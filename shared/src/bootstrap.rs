@@ -261,6 +261,9 @@ fn lambda_sdk_config(
         .credentials_provider(SharedCredentialsProvider::new(
             EnvironmentVariableCredentialsProvider::new(),
         ))
+        // The compiled-in roots instead of the system store: no ~150 file reads and parses
+        // on the cold path (BENCHMARKS.md), and trust limited to the roots AWS chains to.
+        .http_client(crate::adapters::trust::aws_http_client())
         .timeout_config(budget.timeout_config())
         .retry_config(budget.retry_config());
     if let Some(endpoint) = set("AWS_ENDPOINT_URL") {

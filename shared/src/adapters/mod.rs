@@ -4,5 +4,6 @@ pub mod aws_delivery;
 pub mod dynamodb;
 pub mod memory;
 pub mod outbox;
+pub mod trust;
 pub mod unwired;
 pub mod wechat;

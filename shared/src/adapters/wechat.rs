@@ -1,12 +1,12 @@
 //! WeChat Open Platform web login: exchanges an OAuth code at `sns/oauth2/access_token` and
 //! reads `sns/userinfo`. WeChat answers errors as HTTP 200 with `errcode` and `errmsg`.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use crate::adapters::trust;
 use crate::domain::{ProviderId, ProviderIdentity, ProviderProfile};
 use crate::ports::{IdentityProvider, ProviderError};
 
@@ -28,9 +28,9 @@ impl std::fmt::Debug for WeChatApp {
 pub struct WeChat {
     settings: Option<WeChatApp>,
     api_base: String,
-    timeout: Duration,
-    /// Built on first use, so a cold start spends nothing on TLS set-up.
-    client: OnceLock<Result<reqwest::Client, String>>,
+    /// Built with the app, during init (where Lambda gives full CPU), trusting the
+    /// compiled-in roots alone: the first request does not pay for TLS set-up.
+    client: Result<reqwest::Client, String>,
 }
 
 /// Codes WeChat uses for a bad, expired or used authorization code.
@@ -59,20 +59,20 @@ impl WeChat {
         Self {
             settings,
             api_base,
-            timeout,
-            client: OnceLock::new(),
+            client: trust::reqwest_roots()
+                .and_then(|roots| {
+                    reqwest::Client::builder()
+                        .tls_certs_only(roots)
+                        .timeout(timeout)
+                        .connect_timeout(timeout)
+                        .build()
+                })
+                .map_err(|e| e.to_string()),
         }
     }
 
     fn client(&self) -> Result<&reqwest::Client, ProviderError> {
         self.client
-            .get_or_init(|| {
-                reqwest::Client::builder()
-                    .timeout(self.timeout)
-                    .connect_timeout(self.timeout)
-                    .build()
-                    .map_err(|e| e.to_string())
-            })
             .as_ref()
             .map_err(|e| ProviderError::Unavailable(format!("building the HTTP client: {e}")))
     }
