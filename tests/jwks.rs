@@ -10,7 +10,7 @@ use std::process::Stdio;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
-use shared::crypto::AccessTokens;
+use shared::crypto::{AccessTokens, Scope};
 use shared::domain::{SessionId, UserId};
 use test_support::server::{Backend, Server};
 use tokio::io::AsyncWriteExt;
@@ -92,20 +92,21 @@ async fn standard_verifiers_accept_our_tokens_from_the_discovery_document_alone(
     let (user, session) = (UserId::generate(), SessionId::generate());
     let ours = AccessTokens::from_pems(&pem, "", AUDIENCE).unwrap();
     let unpublished = AccessTokens::ephemeral(AUDIENCE)
-        .issue(&issuer, &user, &session, now(), 600)
+        .issue(&issuer, &user, &session, Scope::User, now(), 600)
         .unwrap();
     let expired = ours
-        .issue(&issuer, &user, &session, now() - 7200, 60)
+        .issue(&issuer, &user, &session, Scope::User, now() - 7200, 60)
         .unwrap();
     let other_audience = AccessTokens::from_pems(&pem, "", "another-api")
         .unwrap()
-        .issue(&issuer, &user, &session, now(), 600)
+        .issue(&issuer, &user, &session, Scope::User, now(), 600)
         .unwrap();
     let other_issuer = ours
         .issue(
             "https://elsewhere.example/auth/v1",
             &user,
             &session,
+            Scope::User,
             now(),
             600,
         )
@@ -117,7 +118,9 @@ async fn standard_verifiers_accept_our_tokens_from_the_discovery_document_alone(
         format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(header.to_string()))
     };
     // A genuine token minted here with the server's key verifies too: the check is real.
-    let minted = ours.issue(&issuer, &user, &session, now(), 600).unwrap();
+    let minted = ours
+        .issue(&issuer, &user, &session, Scope::User, now(), 600)
+        .unwrap();
     let request = json!({
         "discovery": discovery_url,
         "audience": AUDIENCE,

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use test_support::jwt;
 use test_support::server::{e164, unique_email, unique_phone, Account, Backend, Reply, Server};
 
 const EXE: &str = env!("CARGO_BIN_EXE_local-api");
@@ -234,6 +235,8 @@ async fn anonymous_sign_in_makes_an_account_the_sdk_sees_as_anonymous(backend: B
     let server = start(backend, &[]).await;
     let first = anonymous(&server).await;
     assert_eq!(first.body["scope"], "anonymous");
+    // The access token says so too, for the app's own API to tell.
+    assert_eq!(scope_claim(&first), "anonymous");
     assert_eq!(first.body["token_type"], "Bearer");
     let who = me(&server, &first.text("access_token")).await;
     assert_eq!(who.body["name"], "anonymous");
@@ -253,6 +256,16 @@ async fn anonymous_sign_in_makes_an_account_the_sdk_sees_as_anonymous(backend: B
     // A refresh keeps saying so.
     let refreshed = server.refresh(&first.text("refresh_token")).await;
     assert_eq!(refreshed.body["scope"], "anonymous");
+    assert_eq!(scope_claim(&refreshed), "anonymous");
+}
+
+/// The `scope` claim of the access token of a credentials answer.
+fn scope_claim(credentials: &Reply) -> String {
+    let token = credentials.text("access_token");
+    jwt::decode_part(jwt::parts(&token).1)["scope"]
+        .as_str()
+        .expect("a scope claim")
+        .to_string()
 }
 
 async fn an_anonymous_account_ends_at_its_expiry(backend: Backend) {
@@ -281,6 +294,10 @@ async fn binding_a_verified_email_upgrades_an_anonymous_account_keeping_its_sub(
     let who = me(&server, &access).await;
     assert_eq!(who.body["email"], email.to_lowercase());
     assert_eq!(who.body["name"], "", "no longer anonymous");
+    // Its session's next credentials say so.
+    let refreshed = server.refresh(&visitor.text("refresh_token")).await;
+    assert_eq!(refreshed.body["scope"], "user");
+    assert_eq!(scope_claim(&refreshed), "user");
     // It outlives the anonymous expiry, and signs in by code to the same sub.
     tokio::time::sleep(Duration::from_millis(4100)).await;
     me(&server, &access).await.assert_ok();
@@ -295,6 +312,7 @@ async fn binding_a_verified_email_upgrades_an_anonymous_account_keeping_its_sub(
     let signed_in = sign_in_by_code(&server, &email, &token).await;
     assert_eq!(signed_in.text("sub"), visitor.text("sub"));
     assert_eq!(signed_in.body["scope"], "user");
+    assert_eq!(scope_claim(&signed_in), "user");
 }
 
 async fn binding_a_verified_phone_replaces_the_old_one_and_tells_it(backend: Backend) {

@@ -312,7 +312,14 @@ fn token_costs(samples: usize) -> Result<TokenCosts, String> {
         for _ in 0..samples {
             let started = Instant::now();
             let token = tokens
-                .issue(ISSUER, &user, &session, unix_now(), 7200)
+                .issue(
+                    ISSUER,
+                    &user,
+                    &session,
+                    shared::crypto::Scope::User,
+                    unix_now(),
+                    7200,
+                )
                 .map_err(|e| e.to_string())?;
             sign.push(started.elapsed());
             let started = Instant::now();
@@ -527,6 +534,7 @@ async fn run(args: Args) -> Result<(), String> {
                     ISSUER,
                     &UserId::generate(),
                     &SessionId::generate(),
+                    shared::crypto::Scope::User,
                     unix_now(),
                     7200,
                 )
@@ -874,6 +882,7 @@ async fn cold_run(
                 ISSUER,
                 &UserId::generate(),
                 &SessionId::generate(),
+                shared::crypto::Scope::User,
                 unix_now(),
                 7200,
             )

@@ -28,6 +28,24 @@ struct Claims {
     scope: String,
 }
 
+/// What an access token's holder is: the `scope` of the token and of the credentials that
+/// carry it, so that an app's API (a JWT authorizer, say) can tell anonymous visitors apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    User,
+    /// An account with no way to sign in again yet (`signInAnonymously`).
+    Anonymous,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::User => "user",
+            Scope::Anonymous => "anonymous",
+        }
+    }
+}
+
 /// Who an access token speaks for.
 #[derive(Clone, Debug)]
 pub struct AccessClaims {
@@ -236,6 +254,7 @@ impl AccessTokens {
         issuer: &str,
         user_id: &UserId,
         session_id: &SessionId,
+        scope: Scope,
         now: UnixTime,
         ttl_secs: i64,
     ) -> AuthResult<String> {
@@ -249,7 +268,7 @@ impl AccessTokens {
             iat: now,
             exp: now + ttl_secs,
             jti: hex::encode(random_bytes::<16>()),
-            scope: "user".into(),
+            scope: scope.as_str().into(),
         };
         jsonwebtoken::encode(&header, &claims, &self.signing)
             .map_err(|e| AuthError::Internal(format!("signing an access token: {e}")))
@@ -481,8 +500,12 @@ mod tests {
     fn issued_tokens_verify_and_carry_the_session() {
         let tokens = tokens();
         let (user, session) = (UserId::generate(), SessionId::generate());
-        let expired = tokens.issue(ISSUER, &user, &session, 1_000, 7200).unwrap();
-        let jwt = tokens.issue(ISSUER, &user, &session, now(), 7200).unwrap();
+        let expired = tokens
+            .issue(ISSUER, &user, &session, Scope::User, 1_000, 7200)
+            .unwrap();
+        let jwt = tokens
+            .issue(ISSUER, &user, &session, Scope::User, now(), 7200)
+            .unwrap();
         let claims = tokens.verify(&jwt, ISSUER, now()).unwrap();
         assert_eq!(claims.user_id, user);
         assert_eq!(claims.session_id, session);
@@ -501,11 +524,13 @@ mod tests {
     fn tokens_of_another_key_or_unsigned_are_rejected() {
         let (user, session) = (UserId::generate(), SessionId::generate());
         let other = tokens()
-            .issue(ISSUER, &user, &session, now(), 7200)
+            .issue(ISSUER, &user, &session, Scope::User, now(), 7200)
             .unwrap();
         let ours = tokens();
         assert!(ours.verify(&other, ISSUER, now()).is_err());
-        let genuine = ours.issue(ISSUER, &user, &session, now(), 7200).unwrap();
+        let genuine = ours
+            .issue(ISSUER, &user, &session, Scope::User, now(), 7200)
+            .unwrap();
         let payload = genuine.split('.').nth(1).unwrap();
         let header = URL_SAFE_NO_PAD.encode(format!(
             r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#,
@@ -521,11 +546,15 @@ mod tests {
         let (old, next) = (ed25519_pem(), p256_pem());
         let (user, session) = (UserId::generate(), SessionId::generate());
         let before = AccessTokens::from_pems(&old, "", "aud").unwrap();
-        let old_token = before.issue(ISSUER, &user, &session, now(), 60).unwrap();
+        let old_token = before
+            .issue(ISSUER, &user, &session, Scope::User, now(), 60)
+            .unwrap();
         // Switched: the new key signs, the old one still verifies.
         let after = AccessTokens::from_pems(&next, &format!("{old}{next}"), "aud").unwrap();
         assert!(after.verify(&old_token, ISSUER, now()).is_ok());
-        let new_token = after.issue(ISSUER, &user, &session, now(), 60).unwrap();
+        let new_token = after
+            .issue(ISSUER, &user, &session, Scope::User, now(), 60)
+            .unwrap();
         assert_eq!(
             jsonwebtoken::decode_header(&new_token).unwrap().alg,
             Algorithm::ES256

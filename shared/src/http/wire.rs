@@ -73,7 +73,7 @@ impl From<Credentials> for CredentialsAnswer {
             access_token: c.access_token,
             refresh_token: c.refresh_token.expose(),
             expires_in: c.expires_in,
-            scope: if c.anonymous { "anonymous" } else { "user" },
+            scope: c.scope.as_str(),
             sub: c.user_id.as_str().to_string(),
         }
     }

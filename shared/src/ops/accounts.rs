@@ -1,5 +1,6 @@
 //! Sign-up, sign-in, refresh, revocation and the current user.
 
+use crate::crypto::Scope;
 use crate::domain::{
     Address, DisplayName, Email, LoginKey, Password, PhoneNumber, ProviderLink, SecretToken, User,
     UserId, Username,
@@ -166,7 +167,15 @@ pub async fn sign_up(
         }
     }
     tracing::info!(user = change.after.id.as_str(), "account created");
-    credentials(app, issuer, &change.after.id, session_id, secret, now)
+    credentials(
+        app,
+        issuer,
+        &change.after.id,
+        session_id,
+        secret,
+        Scope::User,
+        now,
+    )
 }
 
 pub(crate) fn taken(key: &LoginKey) -> AuthError {
@@ -253,23 +262,19 @@ pub async fn refresh(app: &App, token: RefreshToken, issuer: &str) -> AuthResult
                 (session, user)
             }
         };
+        // An anonymous account ends at its expiry, and its sessions with it.
         match (session, user) {
-            (Some(session), Some(user)) if session_is_alive(&session, &user, now) => Ok(session),
+            (Some(session), Some(user)) if session_is_alive(&session, &user, now) => {
+                let scope = match user.expires_at {
+                    Some(_) => Scope::Anonymous,
+                    None => Scope::User,
+                };
+                Ok((session, scope))
+            }
             _ => Err(AuthError::InvalidGrant),
         }
     };
-    let mut session = read().await?;
-    // An anonymous account ends at its expiry, and its sessions with it.
-    let anonymous = match app.store.user(&session.user_id).await? {
-        Some(user) if user.alive_at(now) => user.expires_at.is_some(),
-        _ => return Err(AuthError::InvalidGrant),
-    };
-    let answer = |credentials: AuthResult<Credentials>| {
-        credentials.map(|credentials| Credentials {
-            anonymous,
-            ..credentials
-        })
-    };
+    let (mut session, scope) = read().await?;
     let presented = app.secrets.token(purpose::REFRESH, &token.secret);
     let next = successor(app, &token.secret);
     if presented.matches(&session.refresh_hash) {
@@ -290,22 +295,15 @@ pub async fn refresh(app: &App, token: RefreshToken, issuer: &str) -> AuthResult
             )
             .await?
         {
-            return answer(credentials(
-                app,
-                issuer,
-                &session.user_id,
-                session.id,
-                next,
-                now,
-            ));
+            return credentials(app, issuer, &session.user_id, session.id, next, scope, now);
         }
         // Rotated by another request since it was read: judged as a retired token below.
-        session = read().await?;
+        session = read().await?.0;
     }
     match generations_behind(app, &token.secret, &session) {
-        Some(1) if now - session.refreshed_at < settings.refresh_reuse_grace_secs => answer(
-            credentials(app, issuer, &session.user_id, session.id, next, now),
-        ),
+        Some(1) if now - session.refreshed_at < settings.refresh_reuse_grace_secs => {
+            credentials(app, issuer, &session.user_id, session.id, next, scope, now)
+        }
         Some(behind) => {
             app.store.revoke_session(&session.id).await?;
             tracing::warn!(

@@ -12,7 +12,7 @@ pub mod providers;
 use std::sync::Arc;
 
 use crate::config::Settings;
-use crate::crypto::{AccessClaims, AccessTokens, PasswordHasher};
+use crate::crypto::{AccessClaims, AccessTokens, PasswordHasher, Scope};
 use crate::domain::{
     InvalidInput, SecretHasher, SecretToken, Session, SessionId, UnixTime, User, UserId,
 };
@@ -149,8 +149,8 @@ pub struct Credentials {
     pub refresh_token: RefreshToken,
     pub expires_in: i64,
     pub user_id: UserId,
-    /// The account is anonymous: its credentials say so (`scope: "anonymous"`).
-    pub anonymous: bool,
+    /// Anonymous or not: the access token and the credentials say so.
+    pub scope: Scope,
 }
 
 /// `epoch`: the account's session epoch as read with it (a session of an older one is dead).
@@ -163,7 +163,7 @@ pub(crate) async fn start_session(
     let now = app.clock.now();
     let (session, secret) = new_session(app, user_id, epoch, now);
     app.store.create_session(&session).await?;
-    credentials(app, issuer, user_id, session.id, secret, now)
+    credentials(app, issuer, user_id, session.id, secret, Scope::User, now)
 }
 
 /// A fresh session for `user_id` in session epoch `epoch`, and the refresh secret only its
@@ -200,13 +200,14 @@ pub(crate) fn credentials(
     user_id: &UserId,
     session_id: SessionId,
     secret: SecretToken,
+    scope: Scope,
     now: UnixTime,
 ) -> AuthResult<Credentials> {
     let ttl = app.settings.access_token_ttl_secs;
     Ok(Credentials {
         access_token: app
             .access_tokens
-            .issue(issuer, user_id, &session_id, now, ttl)?,
+            .issue(issuer, user_id, &session_id, scope, now, ttl)?,
         refresh_token: RefreshToken {
             session_id,
             user_id: Some(user_id.clone()),
@@ -214,7 +215,7 @@ pub(crate) fn credentials(
         },
         expires_in: ttl,
         user_id: user_id.clone(),
-        anonymous: false,
+        scope,
     })
 }
 

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use crate::crypto::Scope;
 use crate::domain::{Address, LoginKey, SecretToken, User, UserId};
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountChange, Spend};
@@ -73,7 +74,15 @@ pub async fn sign_in_with_code(
             to = %stored.address.masked(),
             "signed in by code"
         );
-        credentials(app, issuer, &holder.user_id, session_id, secret, now)
+        credentials(
+            app,
+            issuer,
+            &holder.user_id,
+            session_id,
+            secret,
+            Scope::User,
+            now,
+        )
     }
     .await;
     if signed_in.is_ok() {
@@ -125,11 +134,15 @@ pub async fn sign_in_anonymously(
         )));
     }
     tracing::info!(user = change.after.id.as_str(), "anonymous account created");
-    let credentials = credentials(app, issuer, &change.after.id, session_id, secret, now)?;
-    Ok(Credentials {
-        anonymous: true,
-        ..credentials
-    })
+    credentials(
+        app,
+        issuer,
+        &change.after.id,
+        session_id,
+        secret,
+        Scope::Anonymous,
+        now,
+    )
 }
 
 /// The proof that binds an email or phone number without a token (`updateUser({email})`

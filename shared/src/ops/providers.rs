@@ -7,6 +7,7 @@ use crate::domain::{
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
+use crate::crypto::Scope;
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{ProviderError, Spend};
 
@@ -216,7 +217,15 @@ pub async fn sign_in_with_provider(
     {
         return Err(invalid_provider_token());
     }
-    credentials(app, issuer, &holder.user_id, session.id, secret, now)
+    credentials(
+        app,
+        issuer,
+        &holder.user_id,
+        session.id,
+        secret,
+        Scope::User,
+        now,
+    )
 }
 
 pub struct ProviderState {
