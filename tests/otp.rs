@@ -23,6 +23,7 @@ test_support::on_both_backends!(
     basic_edit_refuses_an_address_this_account_did_not_just_verify,
     basic_edit_refuses_an_address_of_another_account,
     basic_edit_of_an_account_with_a_way_in_needs_a_recent_sign_in,
+    an_address_bound_by_code_is_a_way_in_so_wechat_can_be_unbound,
 );
 
 /// Codes to one address follow each other here faster than the resend gap allows.
@@ -434,4 +435,41 @@ async fn basic_edit_of_an_account_with_a_way_in_needs_a_recent_sign_in(backend: 
     basic_edit(&server, &account.access_token, json!({ "email": email }))
         .await
         .assert_ok();
+}
+
+/// An email signs in by code: once a WeChat-only account has one, WeChat is no longer its last
+/// way in.
+async fn an_address_bound_by_code_is_a_way_in_so_wechat_can_be_unbound(backend: Backend) {
+    let fake = test_support::wechat::start().await;
+    let wechat = test_support::wechat::settings(&fake);
+    let settings: Vec<(&str, &str)> = wechat.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = start(backend, &settings).await;
+    let grant = server
+        .provider_token(&format!("ok:{}", unique_email()))
+        .await;
+    let signup = server
+        .post(
+            "/auth/v1/signup",
+            json!({"provider_token": grant.text("provider_token")}),
+        )
+        .await;
+    let access = signup.text("access_token");
+    let unbind = || {
+        server.call(
+            "DELETE",
+            "/auth/v1/user/provider/wx_open",
+            Some(&access),
+            None,
+        )
+    };
+    unbind().await.assert_error(412, "failed_precondition");
+    let email = unique_email();
+    code_token(&server, Some(&access), "email", &email).await;
+    basic_edit(&server, &access, json!({ "email": email }))
+        .await
+        .assert_ok();
+    unbind().await.assert_ok();
+    let token = code_token(&server, None, "email", &email).await;
+    let signed_in = sign_in_by_code(&server, &email, &token).await;
+    assert_eq!(signed_in.text("sub"), signup.text("sub"));
 }

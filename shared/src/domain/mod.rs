@@ -277,11 +277,12 @@ impl User {
         self.expires_at.is_none_or(|end| end > now)
     }
 
-    /// Ways left to sign in: a password with something to name the account by, or a provider.
+    /// Ways left to sign in: a code to a bound email or phone number (`signInWithOtp`), a
+    /// password with a username to go with it, or a provider.
     pub fn sign_in_methods(&self) -> usize {
-        let named = self.username.is_some() || self.email.is_some() || self.phone.is_some();
-        let by_password = usize::from(named && self.password_hash.is_some());
-        by_password + self.providers.len()
+        let by_code = usize::from(self.email.is_some()) + usize::from(self.phone.is_some());
+        let by_password = usize::from(self.username.is_some() && self.password_hash.is_some());
+        by_code + by_password + self.providers.len()
     }
 }
 
