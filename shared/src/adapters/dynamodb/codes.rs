@@ -5,11 +5,12 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use super::accounts::login_pk;
 use super::item::{b, identity_attributes, insert_address, key_of, n, s, Item, Record};
+use super::otp::verified_address_item;
 use super::sessions::{session_item, session_pk};
 use super::{is_condition_failure, sdk_error, DynamoStore, PARTITION_KEY, TTL_ATTRIBUTE};
 use crate::domain::{
     LoginKey, ProviderIdentity, ProviderToken, SecretHash, Session, UnixTime, UserId, Verification,
-    VerificationId, VerificationToken,
+    VerificationId, VerificationToken, VerifiedAddress,
 };
 use crate::ports::{DependencyError, Spend};
 
@@ -194,14 +195,17 @@ pub(super) async fn record_wrong_code(
     }
 }
 
+/// One transaction: spend the verification and store its token (and, for a code a signed-in
+/// account asked for, the memory that it verified the address: see `otp.rs`).
 pub(super) async fn redeem_verification(
     store: &DynamoStore,
     id: &VerificationId,
     max_attempts: u32,
     now: UnixTime,
     token: &VerificationToken,
+    remembered: Option<&VerifiedAddress>,
 ) -> Result<bool, DependencyError> {
-    let items = vec![
+    let mut items = vec![
         store.update_part(
             verification_pk(id),
             "SET #used = :true",
@@ -220,6 +224,9 @@ pub(super) async fn redeem_verification(
         )?,
         store.plain_put_part(verification_token_item(token))?,
     ];
+    if let Some(memory) = remembered {
+        items.push(store.plain_put_part(verified_address_item(memory))?);
+    }
     let outcome = store
         .transact("TransactWriteItems redeem verification", items)
         .await;

@@ -368,7 +368,7 @@ impl Store for DynamoStore {
         now: UnixTime,
         token: &VerificationToken,
     ) -> Result<bool, DependencyError> {
-        codes::redeem_verification(self, id, max_attempts, now, token).await
+        codes::redeem_verification(self, id, max_attempts, now, token, None).await
     }
 
     async fn verification_token(
@@ -432,8 +432,7 @@ impl Store for DynamoStore {
         token: &VerificationToken,
         remembered: &VerifiedAddress,
     ) -> Result<bool, DependencyError> {
-        self.redeem_remembering(id, max_attempts, now, token, remembered)
-            .await
+        codes::redeem_verification(self, id, max_attempts, now, token, Some(remembered)).await
     }
 
     async fn exchange_verification_for_session(

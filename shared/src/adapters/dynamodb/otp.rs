@@ -1,18 +1,15 @@
-//! Sign-in by code and the addresses a signed-in account verifies (issue 14): the items and
-//! transactions of `redeem_verification_remembering`, `exchange_verification_for_session` and
-//! the `Spend::VerifiedAddress` part of `apply`.
+//! Sign-in by code and the addresses a signed-in account verifies (issue 14): the memory item
+//! (written by `codes::redeem_verification`), its `Spend::VerifiedAddress` part of `apply`, and
+//! the transaction of `exchange_verification_for_session`.
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use super::accounts::login_pk;
-use super::codes::{spend_part, verification_pk, verification_token_item, verification_token_pk};
+use super::codes::spend_part;
 use super::item::{b, key_of, n, s, Item};
 use super::sessions::{session_item, session_pk};
 use super::{DynamoStore, PARTITION_KEY, TTL_ATTRIBUTE};
-use crate::domain::{
-    Address, LoginKey, SecretHash, Session, UnixTime, UserId, VerificationId, VerificationToken,
-    VerifiedAddress,
-};
+use crate::domain::{Address, LoginKey, SecretHash, Session, UnixTime, UserId, VerifiedAddress};
 use crate::ports::{DependencyError, Spend};
 
 /// The memory of one account having verified one address: one item per pair, so a later
@@ -25,7 +22,7 @@ pub(super) fn verified_address_pk(user_id: &UserId, address: &Address) -> String
     )
 }
 
-fn verified_address_item(memory: &VerifiedAddress) -> Item {
+pub(super) fn verified_address_item(memory: &VerifiedAddress) -> Item {
     let mut item = key_of(verified_address_pk(&memory.user_id, &memory.address));
     item.insert("used".into(), b(false));
     item.insert(TTL_ATTRIBUTE.into(), n(memory.expires_at));
@@ -51,46 +48,6 @@ impl DynamoStore {
             ],
             vec![(":true", b(true)), (":false", b(false)), (":now", n(now))],
         )
-    }
-
-    /// One transaction: spend the verification, store its token and the memory.
-    pub(super) async fn redeem_remembering(
-        &self,
-        id: &VerificationId,
-        max_attempts: u32,
-        now: UnixTime,
-        token: &VerificationToken,
-        remembered: &VerifiedAddress,
-    ) -> Result<bool, DependencyError> {
-        let items = vec![
-            self.update_part(
-                verification_pk(id),
-                "SET #used = :true",
-                "#used = :false AND #attempts < :max AND #expires_at > :now",
-                &[
-                    ("#used", "used"),
-                    ("#attempts", "attempts"),
-                    ("#expires_at", TTL_ATTRIBUTE),
-                ],
-                vec![
-                    (":true", b(true)),
-                    (":false", b(false)),
-                    (":max", n(max_attempts)),
-                    (":now", n(now)),
-                ],
-            )?,
-            self.plain_put_part(verification_token_item(token))?,
-            self.plain_put_part(verified_address_item(remembered))?,
-        ];
-        let outcome = self
-            .transact("TransactWriteItems redeem verification", items)
-            .await;
-        self.settle_spend(
-            "redeem verification",
-            outcome,
-            verification_token_pk(&token.hash),
-        )
-        .await
     }
 
     /// One transaction: spend the verification token, store the session, and check that the
