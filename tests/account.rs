@@ -331,6 +331,8 @@ async fn bad_profile_values_are_refused_in_the_error_shape_and_change_nothing(ba
     for body in [
         json!({"avatar_url": "https://example.com/a.png"}),
         json!({"name": "x".repeat(65)}),
+        json!({}),
+        json!({"name": null}),
     ] {
         server
             .call(

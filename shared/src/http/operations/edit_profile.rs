@@ -23,8 +23,14 @@ pub(super) async fn handle(
     ctx: &RequestContext,
 ) -> AuthResult<UserAnswer> {
     let who = principal(app, ctx, req).await?;
+    let fields = fields(req, &PROFILE_KEYS)?;
+    if fields.is_empty() {
+        return Err(AuthError::InvalidArgument(
+            "nothing to change: give name, picture, gender or username".into(),
+        ));
+    }
     let mut edit = ProfileEdit::default();
-    for (key, text) in fields(req, &PROFILE_KEYS)? {
+    for (key, text) in fields {
         match key {
             "name" => edit.name = Some(clearable(&text, DisplayName::parse)?),
             "gender" => edit.gender = Some(Gender::parse(&text)?),
