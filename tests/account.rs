@@ -31,12 +31,6 @@ async fn start(backend: Backend) -> Server {
     .await
 }
 
-async fn me(server: &Server, access_token: &str) -> Reply {
-    server
-        .call("GET", "/auth/v1/user/me", Some(access_token), None)
-        .await
-}
-
 async fn delete(server: &Server, access_token: &str, query: &str) -> Reply {
     server
         .call(
@@ -98,9 +92,7 @@ async fn deleting_the_account_frees_its_username_and_email_and_ends_every_sessio
 
     // Every session ends with the account, the caller's and the other one.
     for access in [&account.access_token, &other_session.text("access_token")] {
-        me(&server, access)
-            .await
-            .assert_error(401, "unauthenticated");
+        server.me(access).await.assert_error(401, "unauthenticated");
     }
     for refresh in [&account.refresh_token, &other_session.text("refresh_token")] {
         server
@@ -194,7 +186,7 @@ async fn deletion_without_a_live_sudo_token_of_this_session_is_permission_denied
         .assert_error(401, "unauthenticated");
     // Nothing was deleted, and the right token still works.
     assert_eq!(
-        me(&server, &account.access_token).await.assert_ok()["sub"],
+        server.me(&account.access_token).await.assert_ok()["sub"],
         account.sub.as_str()
     );
     delete(
@@ -205,13 +197,13 @@ async fn deletion_without_a_live_sudo_token_of_this_session_is_permission_denied
     .await
     .assert_ok();
     // The stranger's account and its token are untouched.
-    me(&server, &stranger.access_token).await.assert_ok();
+    server.me(&stranger.access_token).await.assert_ok();
 }
 
 async fn profile_edits_show_in_user_me_and_patch_answers_the_user(backend: Backend) {
     let server = start(backend).await;
     let account = server.new_account().await;
-    let before = me(&server, &account.access_token).await;
+    let before = server.me(&account.access_token).await;
     let before = before.assert_ok();
     assert_eq!(before["gender"], "UNKNOWN");
     assert_eq!(before["picture"], "");
@@ -231,7 +223,7 @@ async fn profile_edits_show_in_user_me_and_patch_answers_the_user(backend: Backe
     )
     .await;
     assert_eq!(edited.assert_ok(), &json!({}));
-    let after = me(&server, &account.access_token).await;
+    let after = server.me(&account.access_token).await;
     let after = after.assert_ok();
     // Stored as text, exactly as given: nothing here renders it.
     assert_eq!(after["name"], "Ada <b>L</b>");
@@ -252,10 +244,7 @@ async fn profile_edits_show_in_user_me_and_patch_answers_the_user(backend: Backe
     assert_eq!(patched["name"], "Ada");
     assert_eq!(patched["gender"], "UNKNOWN");
     assert_eq!(patched["picture"], "");
-    assert_eq!(
-        me(&server, &account.access_token).await.assert_ok(),
-        &patched
-    );
+    assert_eq!(server.me(&account.access_token).await.assert_ok(), &patched);
 }
 
 async fn a_new_username_signs_in_and_frees_the_old_one(backend: Backend) {
@@ -291,7 +280,7 @@ async fn bad_profile_values_are_refused_in_the_error_shape_and_change_nothing(ba
     let server = start(backend).await;
     let account = server.new_account().await;
     let stranger = server.new_account().await;
-    let before = me(&server, &account.access_token).await.body;
+    let before = server.me(&account.access_token).await.body;
     let invalid = [
         json!({"avatar_url": "http://example.com/a.png"}),
         json!({"avatar_url": "javascript:alert(1)"}),
@@ -353,8 +342,8 @@ async fn bad_profile_values_are_refused_in_the_error_shape_and_change_nothing(ba
         )
         .await
         .assert_error(401, "unauthenticated");
-    assert_eq!(me(&server, &account.access_token).await.body, before);
-    assert_eq!(me(&server, &stranger.access_token).await.body["name"], "");
+    assert_eq!(server.me(&account.access_token).await.body, before);
+    assert_eq!(server.me(&stranger.access_token).await.body["name"], "");
 }
 
 /// A deletion raced against a bind of an email to the same account: the deletion reads the
@@ -386,7 +375,8 @@ async fn deleting_an_account_while_its_email_is_bound_leaves_no_key_of_a_deleted
                 binds[1] += 1;
             }
         }
-        me(&server, &account.access_token)
+        server
+            .me(&account.access_token)
             .await
             .assert_error(401, "unauthenticated");
         sign_in(&server, &email, &account.password)

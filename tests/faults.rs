@@ -370,12 +370,6 @@ fn logins_of(items: &BTreeMap<String, Value>, sub: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // Calls
 
-async fn me(server: &Server, access_token: &str) -> Reply {
-    server
-        .call("GET", "/auth/v1/user/me", Some(access_token), None)
-        .await
-}
-
 async fn sign_in(server: &Server, account: &Account) -> Reply {
     server
         .post(
@@ -407,7 +401,7 @@ fn assert_credentials_for(reply: &Reply, sub: Option<&str>) {
 }
 
 async fn assert_signed_in(server: &Server, reply: &Reply) {
-    let me = me(server, &reply.text("access_token")).await;
+    let me = server.me(&reply.text("access_token")).await;
     assert_eq!(me.assert_ok()["sub"], reply.body["sub"]);
 }
 
@@ -591,7 +585,7 @@ async fn sign_out_revokes_the_session_or_leaves_it_alive_under_faults() {
         let mut reply = rig.under(&case, sign_out()).await;
         if reply.status == 503 {
             diff(&before, &state(s).await).assert_nothing_but(&rig, &case, &[]);
-            me(s, &access_token).await.assert_ok();
+            s.me(&access_token).await.assert_ok();
             reply = sign_out().await;
         }
         reply.assert_ok();
@@ -599,7 +593,7 @@ async fn sign_out_revokes_the_session_or_leaves_it_alive_under_faults() {
         // This session ended, and nothing else changed (the account's other sessions live).
         diff(&before, &after).assert_exactly(&rig, &case, &[], &[], std::slice::from_ref(&session));
         assert_eq!(after[&session]["revoked"], true, "{case}");
-        me(s, &access_token)
+        s.me(&access_token)
             .await
             .assert_error(401, "unauthenticated");
     })
@@ -613,10 +607,10 @@ async fn the_current_user_is_read_or_unavailable_under_faults() {
     each_target(vec![], targets, setup, |rig, account, case| async move {
         let s = &rig.server;
         let before = state(s).await;
-        let mut reply = rig.under(&case, me(s, &account.access_token)).await;
+        let mut reply = rig.under(&case, s.me(&account.access_token)).await;
         diff(&before, &state(s).await).assert_nothing_but(&rig, &case, &[]);
         if reply.status == 503 {
-            reply = me(s, &account.access_token).await;
+            reply = s.me(&account.access_token).await;
         }
         assert_eq!(reply.assert_ok()["sub"], account.sub.as_str());
     })
@@ -893,7 +887,7 @@ async fn changing_the_password_happens_fully_or_not_at_all_under_faults() {
         if reply.status == 503 {
             // Not the account, not its login keys, not a session: all as before.
             diff(&before, &state(s).await).assert_nothing_but(&rig, &case, &[]);
-            me(s, &other).await.assert_ok();
+            s.me(&other).await.assert_ok();
             reply = change().await;
         }
         reply.assert_ok();
@@ -910,8 +904,8 @@ async fn changing_the_password_happens_fully_or_not_at_all_under_faults() {
                 session_pk(&account.refresh_token),
             ],
         );
-        me(s, &account.access_token).await.assert_ok();
-        me(s, &other).await.assert_error(401, "unauthenticated");
+        s.me(&account.access_token).await.assert_ok();
+        s.me(&other).await.assert_error(401, "unauthenticated");
         held.lock().unwrap().password = new_password;
     })
     .await;
@@ -1111,15 +1105,15 @@ async fn two_throttled_attempts_are_absorbed_and_a_third_makes_the_call_unavaila
 
     rig.proxy
         .inject(call.clone(), Fault::Throttle, Times::Next(2));
-    me(s, &account.access_token).await.assert_ok();
+    s.me(&account.access_token).await.assert_ok();
     assert_eq!(rig.proxy.clear(), 2);
 
     rig.proxy.inject(call, Fault::Throttle, Times::Next(3));
-    me(s, &account.access_token)
+    s.me(&account.access_token)
         .await
         .assert_error(503, "unavailable");
     assert_eq!(rig.proxy.clear(), 3, "three attempts, no more");
-    me(s, &account.access_token).await.assert_ok();
+    s.me(&account.access_token).await.assert_ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1134,7 +1128,7 @@ async fn with_the_default_budget_a_dependency_that_stays_slow_is_unavailable_wit
         Times::Always,
     );
     let started = Instant::now();
-    let reply = me(s, &account.access_token).await;
+    let reply = s.me(&account.access_token).await;
     let took = started.elapsed();
     let attempts = rig.proxy.clear();
     reply.assert_error(503, "unavailable");
@@ -1143,7 +1137,7 @@ async fn with_the_default_budget_a_dependency_that_stays_slow_is_unavailable_wit
         took >= Duration::from_millis(2900) && took < Duration::from_secs(4),
         "three attempts of 1 s, with backoff, took {took:?}"
     );
-    me(s, &account.access_token).await.assert_ok();
+    s.me(&account.access_token).await.assert_ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1161,7 +1155,7 @@ async fn the_attempts_and_their_timeout_are_configurable() {
         Times::Always,
     );
     let started = Instant::now();
-    let reply = me(s, &account.access_token).await;
+    let reply = s.me(&account.access_token).await;
     let took = started.elapsed();
     assert_eq!(rig.proxy.clear(), 2, "two attempts");
     reply.assert_error(503, "unavailable");
@@ -1221,7 +1215,7 @@ async fn deleting_an_account_removes_all_of_it_or_nothing_under_faults() {
                 ],
                 &[],
             );
-            me(s, &account.access_token)
+            s.me(&account.access_token)
                 .await
                 .assert_error(401, "unauthenticated");
         },

@@ -69,12 +69,6 @@ async fn sign_in_by_code(server: &Server, username: &str, token: &str) -> Reply 
         .await
 }
 
-async fn me(server: &Server, access_token: &str) -> Reply {
-    server
-        .call("GET", "/auth/v1/user/me", Some(access_token), None)
-        .await
-}
-
 async fn basic_edit(server: &Server, access_token: &str, body: serde_json::Value) -> Reply {
     server
         .call(
@@ -112,9 +106,7 @@ async fn a_code_signs_in_the_account_holding_its_address_whatever_username_says_
         signed_in.assert_ok();
         assert_eq!(signed_in.text("sub"), account.sub);
         assert_eq!(signed_in.body["scope"], "user");
-        me(&server, &signed_in.text("access_token"))
-            .await
-            .assert_ok();
+        server.me(&signed_in.text("access_token")).await.assert_ok();
     }
     // A phone user: `"+86 138…"`, or `"+86 "` when the SDK leaves it to the token.
     let phone = unique_phone();
@@ -239,7 +231,7 @@ async fn anonymous_sign_in_makes_an_account_the_sdk_sees_as_anonymous(backend: B
     // The access token says so too, for the app's own API to tell.
     assert_eq!(scope_claim(&first), "anonymous");
     assert_eq!(first.body["token_type"], "Bearer");
-    let who = me(&server, &first.text("access_token")).await;
+    let who = server.me(&first.text("access_token")).await;
     assert_eq!(who.body["name"], "anonymous");
     assert_eq!(who.body["sub"], first.body["sub"]);
     assert_eq!(who.body["email"], "");
@@ -272,9 +264,10 @@ fn scope_claim(credentials: &Reply) -> String {
 async fn an_anonymous_account_ends_at_its_expiry(backend: Backend) {
     let server = start(backend, &[("AUTH_ANONYMOUS_ACCOUNT_TTL_SECS", "2")]).await;
     let visitor = anonymous(&server).await;
-    me(&server, &visitor.text("access_token")).await.assert_ok();
+    server.me(&visitor.text("access_token")).await.assert_ok();
     tokio::time::sleep(Duration::from_millis(3100)).await;
-    me(&server, &visitor.text("access_token"))
+    server
+        .me(&visitor.text("access_token"))
         .await
         .assert_error(401, "unauthenticated");
     server
@@ -292,7 +285,7 @@ async fn binding_a_verified_email_upgrades_an_anonymous_account_keeping_its_sub(
     basic_edit(&server, &access, json!({ "email": email }))
         .await
         .assert_ok();
-    let who = me(&server, &access).await;
+    let who = server.me(&access).await;
     assert_eq!(who.body["email"], email.to_lowercase());
     assert_eq!(who.body["name"], "", "no longer anonymous");
     // Its session's next credentials say so.
@@ -301,7 +294,7 @@ async fn binding_a_verified_email_upgrades_an_anonymous_account_keeping_its_sub(
     assert_eq!(scope_claim(&refreshed), "user");
     // It outlives the anonymous expiry, and signs in by code to the same sub.
     tokio::time::sleep(Duration::from_millis(4100)).await;
-    me(&server, &access).await.assert_ok();
+    server.me(&access).await.assert_ok();
     let sent = server
         .post(
             "/auth/v1/verification",
@@ -327,7 +320,7 @@ async fn binding_a_verified_phone_replaces_the_old_one_and_tells_it(backend: Bac
             .await
             .assert_ok();
     }
-    assert_eq!(me(&server, &access).await.body["phone_number"], second);
+    assert_eq!(server.me(&access).await.body["phone_number"], second);
     let told = server.messages_to(&e164(&first)).await;
     assert!(
         told.last()
@@ -418,7 +411,7 @@ async fn basic_edit_refuses_an_address_of_another_account(backend: Backend) {
     basic_edit(&server, &visitor, json!({ "email": email }))
         .await
         .assert_error(409, "already_exists");
-    assert_eq!(me(&server, &visitor).await.body["name"], "anonymous");
+    assert_eq!(server.me(&visitor).await.body["name"], "anonymous");
 }
 
 async fn basic_edit_of_an_account_with_a_way_in_needs_a_recent_sign_in(backend: Backend) {

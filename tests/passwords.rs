@@ -33,12 +33,6 @@ async fn start(backend: Backend) -> Server {
     Server::start(EXE, backend, &[("AUTH_CODE_RESEND_INTERVAL_SECS", "0")]).await
 }
 
-async fn me(server: &Server, access_token: &str) -> Reply {
-    server
-        .call("GET", "/auth/v1/user/me", Some(access_token), None)
-        .await
-}
-
 async fn sign_in(server: &Server, username: &str, password: &str) -> Reply {
     server
         .post(
@@ -68,7 +62,8 @@ async fn another_session(server: &Server, account: &Account) -> Reply {
 
 /// Asserts that a session is over: its access token and its refresh token are refused.
 async fn assert_ended(server: &Server, access_token: &str, refresh_token: &str) {
-    me(server, access_token)
+    server
+        .me(access_token)
         .await
         .assert_error(401, "unauthenticated");
     server
@@ -103,11 +98,9 @@ async fn a_password_change_keeps_the_callers_session_and_ends_every_other_sessio
     assert_eq!(changed.assert_ok(), &json!({}));
 
     // The caller goes on, and its refresh token still works.
-    me(&server, &account.access_token).await.assert_ok();
+    server.me(&account.access_token).await.assert_ok();
     let refreshed = server.refresh(&account.refresh_token).await;
-    me(&server, &refreshed.text("access_token"))
-        .await
-        .assert_ok();
+    server.me(&refreshed.text("access_token")).await.assert_ok();
     // The other device is signed out.
     assert_ended(
         &server,
@@ -130,9 +123,7 @@ async fn a_password_change_keeps_the_callers_session_and_ends_every_other_sessio
         .assert_error(400, "invalid_username_or_password");
     let signed_in = sign_in(&server, &account.username, NEW_PASSWORD).await;
     assert_eq!(signed_in.assert_ok()["sub"], account.sub.as_str());
-    me(&server, &signed_in.text("access_token"))
-        .await
-        .assert_ok();
+    server.me(&signed_in.text("access_token")).await.assert_ok();
 }
 
 async fn a_wrong_old_password_is_invalid_password_and_changes_nothing(backend: Backend) {
@@ -193,7 +184,7 @@ async fn a_password_change_needs_this_sessions_live_sudo_token(backend: Backend)
         .await
         .assert_error(401, "unauthenticated");
     // Nothing changed: both sessions live and the password is the old one.
-    me(&server, &other.text("access_token")).await.assert_ok();
+    server.me(&other.text("access_token")).await.assert_ok();
     sign_in(&server, &account.username, &account.password)
         .await
         .assert_ok();
@@ -326,7 +317,7 @@ async fn a_reset_token_for_another_address_is_refused_and_stays_unspent(backend:
     )
     .await
     .assert_error(403, "permission_denied");
-    me(&server, &victim.access_token).await.assert_ok();
+    server.me(&victim.access_token).await.assert_ok();
     sign_in(&server, &victims_email, &victim.password)
         .await
         .assert_ok();
@@ -411,9 +402,9 @@ async fn revoking_all_ends_every_session_of_the_account_the_callers_too(backend:
     )
     .await;
     // Another account is untouched, and this one signs in again.
-    me(&server, &bystander.access_token).await.assert_ok();
+    server.me(&bystander.access_token).await.assert_ok();
     let again = sign_in(&server, &account.username, &account.password).await;
-    me(&server, &again.text("access_token")).await.assert_ok();
+    server.me(&again.text("access_token")).await.assert_ok();
     // An ended session cannot revoke anything more.
     server
         .call(
@@ -424,7 +415,7 @@ async fn revoking_all_ends_every_session_of_the_account_the_callers_too(backend:
         )
         .await
         .assert_error(401, "unauthenticated");
-    me(&server, &again.text("access_token")).await.assert_ok();
+    server.me(&again.text("access_token")).await.assert_ok();
 }
 
 async fn a_password_change_racing_a_refresh_of_another_session_leaves_that_session_dead(
@@ -465,7 +456,7 @@ async fn a_password_change_racing_a_refresh_of_another_session_leaves_that_sessi
             }
         };
         assert_ended(&server, &access, &refresh).await;
-        me(&server, &account.access_token).await.assert_ok();
+        server.me(&account.access_token).await.assert_ok();
         account.password = new_password;
     }
 }

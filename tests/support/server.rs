@@ -330,6 +330,12 @@ impl Server {
     }
 
     /// Refreshes a session with its refresh token.
+    /// `GET /auth/v1/user/me` with the access token.
+    pub async fn me(&self, access_token: &str) -> Reply {
+        self.call("GET", "/auth/v1/user/me", Some(access_token), None)
+            .await
+    }
+
     pub async fn refresh(&self, refresh_token: &str) -> Reply {
         self.post(
             "/auth/v1/token",
