@@ -226,6 +226,80 @@ pub const SOLO: &[Solo] = &[
             )
         },
     },
+    Solo {
+        function: "change-password",
+        request: "PATCH /user/password {sudo_token, new_password}, valid token of an unknown session",
+        hashing: false,
+        make: |c, i| {
+            event(
+                "PATCH",
+                "/auth/v1/user/password",
+                Some(&c.minted_access_token),
+                Some(&json!({"sudo_token": random_secret(), "new_password": format!("{PASSWORD}-new")})),
+                &source_ip(i),
+            )
+        },
+    },
+    Solo {
+        function: "reset-password",
+        request: "POST /reset {email, new_password, verification_token: unknown}: token and login key read together, refused",
+        hashing: false,
+        make: |c, i| {
+            post(
+                "/auth/v1/reset",
+                json!({"email": format!("reset{}x{i}@example.com", c.tag), "new_password": PASSWORD, "verification_token": random_secret()}),
+                None,
+                i,
+            )
+        },
+    },
+    Solo {
+        function: "revoke-all",
+        request: "DELETE /user/revoke/all, valid token of an unknown session",
+        hashing: false,
+        make: |c, i| {
+            event(
+                "DELETE",
+                "/auth/v1/user/revoke/all",
+                Some(&c.minted_access_token),
+                None,
+                &source_ip(i),
+            )
+        },
+    },
+    Solo {
+        function: "delete-user",
+        request: "DELETE /user/me?sudo_token=..., valid token of an unknown session",
+        hashing: false,
+        make: |c, i| {
+            event(
+                "DELETE",
+                &format!("/auth/v1/user/me?sudo_token={}", random_secret()),
+                Some(&c.minted_access_token),
+                None,
+                &source_ip(i),
+            )
+        },
+    },
+    Solo {
+        function: "edit-profile",
+        request: "POST /user/basic/edit {nickname}, valid token of an unknown session",
+        hashing: false,
+        make: |c, i| {
+            post(
+                "/auth/v1/user/basic/edit",
+                json!({"nickname": "Solo"}),
+                Some(&c.minted_access_token),
+                i,
+            )
+        },
+    },
+    Solo {
+        function: "signin-anonymously",
+        request: "POST /signin/anonymously {}: per-client sign-up counter, new anonymous account and its session",
+        hashing: false,
+        make: |_, i| post("/auth/v1/signin/anonymously", json!({}), None, i),
+    },
 ];
 
 /// The floor's request: the same event shape, answered `hello` without any work.

@@ -323,12 +323,33 @@ pub fn secret_hash_key(secret: &str) -> Result<[u8; 32], ConfigError> {
 pub struct PasswordHasher;
 
 /// A hash of a random password, verified when the account is unknown so that the answer
-/// takes as long as for a known account. Made on first need, not at cold start.
+/// takes as long as for a known account. A Lambda function that hashes makes it during init
+/// (`prepare`); elsewhere it is made on first need.
 static DECOY_HASH: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+
+fn decoy_hash() -> AuthResult<String> {
+    DECOY_HASH
+        .get_or_init(|| {
+            hash_blocking(&hex::encode(random_bytes::<16>())).map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(AuthError::Internal)
+}
 
 impl PasswordHasher {
     pub fn new() -> Self {
         Self
+    }
+
+    /// Makes the decoy hash, and with it Argon2id's working memory, allocated and touched: the
+    /// first sign-in of an unknown account in a fresh process would otherwise hash twice, and
+    /// the first hash of any kind would fault in 19 MiB. Lambda functions that hash run this
+    /// during init, beside the SSM read, where Lambda gives full CPU.
+    pub async fn prepare() -> AuthResult<()> {
+        tokio::task::spawn_blocking(decoy_hash)
+            .await
+            .map_err(|e| AuthError::Internal(format!("password hashing task: {e}")))?
+            .map(drop)
     }
 
     pub async fn hash(&self, password: Password) -> AuthResult<String> {
@@ -344,12 +365,7 @@ impl PasswordHasher {
         let matched = tokio::task::spawn_blocking(move || {
             let stored = match stored {
                 Some(hash) => hash,
-                None => DECOY_HASH
-                    .get_or_init(|| {
-                        hash_blocking(&hex::encode(random_bytes::<16>())).map_err(|e| e.to_string())
-                    })
-                    .clone()
-                    .map_err(AuthError::Internal)?,
+                None => decoy_hash()?,
             };
             verify_blocking(password.expose(), &stored)
         })

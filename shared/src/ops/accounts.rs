@@ -229,8 +229,13 @@ pub async fn sign_in(
     let matched = app.passwords.verify(password, stored).await?;
     match holder {
         Some(holder) if matched => {
-            tokio::join!(by_client.give_back(app), throttle.give_back(app, &attempt));
-            start_session(app, issuer, &holder.user_id, holder.session_epoch).await
+            // The counts go back while the session is written: one round trip, not two.
+            let (_, _, credentials) = tokio::join!(
+                by_client.give_back(app),
+                throttle.give_back(app, &attempt),
+                start_session(app, issuer, &holder.user_id, holder.session_epoch),
+            );
+            credentials
         }
         _ => Err(AuthError::InvalidUsernameOrPassword),
     }
