@@ -1441,7 +1441,7 @@ fn tables(args: &Args, results: &Results, functions: &[&'static str]) -> Vec<Tab
         "cold start: {} starts per binary, interleaved round-robin, after one unrecorded round; the same Lambda environment for every binary",
         args.starts
     ));
-    t.note("1st invocation: the function's first event after its start (it builds the app then: AWS clients, signing key); not part of the cold start column");
+    t.note("1st invocation: the function's first event after its start (the request alone: the app, with its AWS clients and keys, is built during init, before the first poll); not part of the cold start column");
     t.note("peak RSS: VmHWM of the process after all its warm invocations (embedded: the requests of the emulator table; DynamoDB: the whole flow)");
     tables.push(t);
 
