@@ -322,34 +322,18 @@ pub fn secret_hash_key(secret: &str) -> Result<[u8; 32], ConfigError> {
 #[derive(Clone, Default)]
 pub struct PasswordHasher;
 
-/// A hash of a random password, verified when the account is unknown so that the answer
-/// takes as long as for a known account. A Lambda function that hashes makes it during init
-/// (`prepare`); elsewhere it is made on first need.
-static DECOY_HASH: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
-
-fn decoy_hash() -> AuthResult<String> {
-    DECOY_HASH
-        .get_or_init(|| {
-            hash_blocking(&hex::encode(random_bytes::<16>())).map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(AuthError::Internal)
-}
-
 impl PasswordHasher {
     pub fn new() -> Self {
         Self
     }
 
-    /// Makes the decoy hash, and with it Argon2id's working memory, allocated and touched: the
-    /// first sign-in of an unknown account in a fresh process would otherwise hash twice, and
-    /// the first hash of any kind would fault in 19 MiB. Lambda functions that hash run this
+    /// Allocates and touches Argon2id's working memory for one hash, which the first hash of a
+    /// fresh process would otherwise fault in (19 MiB). Lambda functions that hash run this
     /// during init, beside the SSM read, where Lambda gives full CPU.
     pub async fn prepare() -> AuthResult<()> {
-        tokio::task::spawn_blocking(decoy_hash)
+        tokio::task::spawn_blocking(|| with_working_memory(&params(), |_| ()))
             .await
-            .map_err(|e| AuthError::Internal(format!("password hashing task: {e}")))?
-            .map(drop)
+            .map_err(|e| AuthError::Internal(format!("password hashing task: {e}")))
     }
 
     pub async fn hash(&self, password: Password) -> AuthResult<String> {
@@ -361,17 +345,15 @@ impl PasswordHasher {
     /// True when `password` matches `stored`; with no stored hash, spends the same time and
     /// answers false.
     pub async fn verify(&self, password: Password, stored: Option<&str>) -> AuthResult<bool> {
-        let (stored, real) = (stored.map(str::to_string), stored.is_some());
-        let matched = tokio::task::spawn_blocking(move || {
-            let stored = match stored {
-                Some(hash) => hash,
-                None => decoy_hash()?,
-            };
-            verify_blocking(password.expose(), &stored)
+        let stored = stored.map(str::to_string);
+        tokio::task::spawn_blocking(move || match stored {
+            Some(hash) => verify_blocking(password.expose(), &hash),
+            // No account: the Argon2id work of checking a hash of the current parameters (one
+            // run over a fresh salt), its result discarded. No decoy hash to make first.
+            None => hash_blocking(password.expose()).map(|_| false),
         })
         .await
-        .map_err(|e| AuthError::Internal(format!("password hashing task: {e}")))??;
-        Ok(real && matched)
+        .map_err(|e| AuthError::Internal(format!("password hashing task: {e}")))?
     }
 }
 

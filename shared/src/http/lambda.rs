@@ -26,10 +26,10 @@ fn time_left(req: &Request) -> Duration {
 
 /// Serves the routes of one function binary with the adapters `wiring` names. Missing
 /// configuration ends the start with a sentence naming the variable. The app (AWS clients,
-/// secrets from SSM, and for a function that hashes passwords the decoy hash and Argon2id's
-/// working memory) is built during init, before the first poll: Lambda runs init at full
-/// CPU (and with provisioned concurrency before any traffic), and every request needs it, so
-/// the first request does not wait for it. Should building fail there (SSM unreachable), the
+/// secrets from SSM, and for a function that hashes passwords Argon2id's working memory) is
+/// built during init, before the first poll: Lambda runs init at full CPU (and with
+/// provisioned concurrency before any traffic), and every request needs it, so the first
+/// request does not wait for it. Should building fail there (SSM unreachable), the
 /// function still starts, and each request tries again until one succeeds, answering
 /// `unavailable` meanwhile.
 pub async fn serve(function: &'static str, wiring: Wiring) -> Result<(), lambda_http::Error> {

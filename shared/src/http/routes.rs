@@ -39,7 +39,9 @@ pub enum Operation {
 }
 
 impl Operation {
-    /// Whether the operation runs Argon2id: it hashes a new password or checks one.
+    /// Whether the operation runs Argon2id: it hashes a new password or checks one. A
+    /// function serving one prepares hashing during init (`lambda::serve`), and the template
+    /// gives it CPU (`tests/template.rs`).
     pub const fn hashes_passwords(self) -> bool {
         matches!(
             self,
