@@ -28,6 +28,18 @@ fn delivers_messages(operation: Operation) -> bool {
     )
 }
 
+/// Operations that hash or verify a password with Argon2id.
+fn hashes_passwords(operation: Operation) -> bool {
+    matches!(
+        operation,
+        Operation::SignUp
+            | Operation::SignIn
+            | Operation::Sudo
+            | Operation::ChangePassword
+            | Operation::ResetPassword
+    )
+}
+
 /// Operations that talk to WeChat with the app secret.
 fn calls_wechat(operation: Operation) -> bool {
     matches!(operation, Operation::GrantProviderToken)
@@ -626,10 +638,7 @@ fn timeouts_end_before_the_sdk_gives_up_and_password_hashing_gets_cpu() {
             .effective(&function, "MemorySize")
             .and_then(Value::as_u64)
             .unwrap_or(128);
-        if operations_of(binary)
-            .into_iter()
-            .any(Operation::hashes_passwords)
-        {
+        if operations_of(binary).into_iter().any(hashes_passwords) {
             assert!(
                 memory >= 1024,
                 "`{binary}` hashes passwords (Argon2id): give it CPU, at least 1024 MB, not {memory}"

@@ -327,15 +327,6 @@ impl PasswordHasher {
         Self
     }
 
-    /// Allocates and touches Argon2id's working memory for one hash, which the first hash of a
-    /// fresh process would otherwise fault in (19 MiB). Lambda functions that hash run this
-    /// during init, beside the SSM read, where Lambda gives full CPU.
-    pub async fn prepare() -> AuthResult<()> {
-        tokio::task::spawn_blocking(|| with_working_memory(&params(), |_| ()))
-            .await
-            .map_err(|e| AuthError::Internal(format!("password hashing task: {e}")))
-    }
-
     pub async fn hash(&self, password: Password) -> AuthResult<String> {
         tokio::task::spawn_blocking(move || hash_blocking(password.expose()))
             .await

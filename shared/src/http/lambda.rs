@@ -9,7 +9,6 @@ use tokio::sync::OnceCell;
 
 use crate::bootstrap::{self, Wiring};
 use crate::config::{Runtime, Settings};
-use crate::crypto::PasswordHasher;
 use crate::error::AuthError;
 use crate::http::routes::{Route, ROUTES};
 use crate::ops::App;
@@ -26,10 +25,9 @@ fn time_left(req: &Request) -> Duration {
 
 /// Serves the routes of one function binary with the adapters `wiring` names. Missing
 /// configuration ends the start with a sentence naming the variable. The app (AWS clients,
-/// secrets from SSM, and for a function that hashes passwords Argon2id's working memory) is
-/// built during init, before the first poll: Lambda runs init at full CPU (and with
-/// provisioned concurrency before any traffic), and every request needs it, so the first
-/// request does not wait for it. Should building fail there (SSM unreachable), the
+/// secrets from SSM) is built during init, before the first poll: Lambda runs init at full
+/// CPU (and with provisioned concurrency before any traffic), and every request needs it, so
+/// the first request does not wait for it. Should building fail there (SSM unreachable), the
 /// function still starts, and each request tries again until one succeeds, answering
 /// `unavailable` meanwhile.
 pub async fn serve(function: &'static str, wiring: Wiring) -> Result<(), lambda_http::Error> {
@@ -48,19 +46,7 @@ pub async fn serve(function: &'static str, wiring: Wiring) -> Result<(), lambda_
         );
     }
     let app: Arc<OnceCell<App>> = Arc::new(OnceCell::new());
-    let hashes_passwords = routes.iter().any(|r| r.operation.hashes_passwords());
-    let prepare_hashing = async {
-        if hashes_passwords {
-            if let Err(err) = PasswordHasher::prepare().await {
-                tracing::warn!(function, error = %err, "preparing password hashing failed; the first hash will");
-            }
-        }
-    };
-    let (built, ()) = tokio::join!(
-        bootstrap::build_wired(settings.clone(), wiring),
-        prepare_hashing
-    );
-    match built {
+    match bootstrap::build_wired(settings.clone(), wiring).await {
         Ok(built) => {
             let _ = app.set(built.app);
         }

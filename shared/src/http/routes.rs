@@ -38,22 +38,6 @@ pub enum Operation {
     SignInAnonymously,
 }
 
-impl Operation {
-    /// Whether the operation runs Argon2id: it hashes a new password or checks one. A
-    /// function serving one prepares hashing during init (`lambda::serve`), and the template
-    /// gives it CPU (`tests/template.rs`).
-    pub const fn hashes_passwords(self) -> bool {
-        matches!(
-            self,
-            Operation::SignUp
-                | Operation::SignIn
-                | Operation::Sudo
-                | Operation::ChangePassword
-                | Operation::ResetPassword
-        )
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
     pub method: &'static str,
