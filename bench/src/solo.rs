@@ -54,7 +54,7 @@ pub const SOLO: &[Solo] = &[
     },
     Solo {
         function: "signin",
-        request: "POST /signin {unknown username, password}: password throttle, account lookup, Argon2id verify of the decoy hash (hashes by design)",
+        request: "POST /signin {unknown username, password}: password throttle, account lookup, one Argon2id run as for a known account (hashes by design)",
         hashing: true,
         make: |c, i| {
             post(
