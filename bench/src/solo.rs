@@ -34,8 +34,20 @@ fn random_secret() -> String {
     shared::domain::SecretToken::generate().expose().to_string()
 }
 
-fn post(path: &str, body: Value, bearer: Option<&str>, i: usize) -> Value {
-    event("POST", path, bearer, Some(&body), &source_ip(i))
+fn post(path: &str, body: Value, i: usize) -> Value {
+    event("POST", path, None, Some(&body), &source_ip(i))
+}
+
+/// A request with the minted access token: signed with the functions' key, for a session no
+/// process has.
+fn signed_in(c: &SoloContext, method: &str, path: &str, body: Option<Value>, i: usize) -> Value {
+    event(
+        method,
+        path,
+        Some(&c.minted_access_token),
+        body.as_ref(),
+        &source_ip(i),
+    )
 }
 
 pub const SOLO: &[Solo] = &[
@@ -47,7 +59,6 @@ pub const SOLO: &[Solo] = &[
             post(
                 "/auth/v1/signup",
                 json!({"email": format!("solo{}x{i}@example.com", c.tag), "verification_token": random_secret()}),
-                None,
                 i,
             )
         },
@@ -60,7 +71,6 @@ pub const SOLO: &[Solo] = &[
             post(
                 "/auth/v1/signin",
                 json!({"username": format!("solo{}x{i}", c.tag), "password": PASSWORD}),
-                None,
                 i,
             )
         },
@@ -73,7 +83,6 @@ pub const SOLO: &[Solo] = &[
             post(
                 "/auth/v1/token",
                 json!({"grant_type": "refresh_token", "refresh_token": format!("{}.{}", random_hex32(), random_secret())}),
-                None,
                 i,
             )
         },
@@ -86,7 +95,6 @@ pub const SOLO: &[Solo] = &[
             post(
                 "/auth/v1/revoke",
                 json!({"token": format!("{}.{}", random_hex32(), random_secret())}),
-                None,
                 i,
             )
         },
@@ -96,13 +104,7 @@ pub const SOLO: &[Solo] = &[
         request: "GET /user/me, valid ES256 token of an unknown session: signature check, session+account lookup",
         hashing: false,
         make: |c, i| {
-            event(
-                "GET",
-                "/auth/v1/user/me",
-                Some(&c.minted_access_token),
-                None,
-                &source_ip(i),
-            )
+            signed_in(c, "GET", "/auth/v1/user/me", None, i)
         },
     },
     Solo {
@@ -110,12 +112,7 @@ pub const SOLO: &[Solo] = &[
         request: "POST /user/sudo {password}, valid token of an unknown session: signature check, lookup",
         hashing: false,
         make: |c, i| {
-            post(
-                "/auth/v1/user/sudo",
-                json!({"password": PASSWORD}),
-                Some(&c.minted_access_token),
-                i,
-            )
+            signed_in(c, "POST", "/auth/v1/user/sudo", Some(json!({"password": PASSWORD})), i)
         },
     },
     Solo {
@@ -126,7 +123,6 @@ pub const SOLO: &[Solo] = &[
             post(
                 "/auth/v1/verification",
                 json!({"email": format!("code{}x{i}@example.com", c.tag)}),
-                None,
                 i,
             )
         },
@@ -139,7 +135,6 @@ pub const SOLO: &[Solo] = &[
             post(
                 "/auth/v1/verification/verify",
                 json!({"verification_id": random_hex32(), "verification_code": "000000"}),
-                None,
                 i,
             )
         },
@@ -149,13 +144,7 @@ pub const SOLO: &[Solo] = &[
         request: "PATCH /user/contact {sudo_token, email, verification_token}, valid token of an unknown session",
         hashing: false,
         make: |c, i| {
-            event(
-                "PATCH",
-                "/auth/v1/user/contact",
-                Some(&c.minted_access_token),
-                Some(&json!({"sudo_token": random_secret(), "email": "bind@example.com", "verification_token": random_secret()})),
-                &source_ip(i),
-            )
+            signed_in(c, "PATCH", "/auth/v1/user/contact", Some(json!({"sudo_token": random_secret(), "email": "bind@example.com", "verification_token": random_secret()})), i)
         },
     },
     Solo {
@@ -166,7 +155,6 @@ pub const SOLO: &[Solo] = &[
             post(
                 "/auth/v1/provider/token",
                 json!({"provider_id": "wx_open", "provider_code": format!("ok:solo{}x{i}", c.tag)}),
-                None,
                 i,
             )
         },
@@ -176,12 +164,7 @@ pub const SOLO: &[Solo] = &[
         request: "POST /user/provider/bind {provider_token}, valid token of an unknown session",
         hashing: false,
         make: |c, i| {
-            post(
-                "/auth/v1/user/provider/bind",
-                json!({"provider_token": random_secret()}),
-                Some(&c.minted_access_token),
-                i,
-            )
+            signed_in(c, "POST", "/auth/v1/user/provider/bind", Some(json!({"provider_token": random_secret()})), i)
         },
     },
     Solo {
@@ -193,7 +176,6 @@ pub const SOLO: &[Solo] = &[
             post(
                 "/auth/v1/signin/with/provider",
                 json!({"provider_token": format!("{}.wx_open.c29sby11bmtub3du", random_secret())}),
-                None,
                 i,
             )
         },
@@ -203,13 +185,7 @@ pub const SOLO: &[Solo] = &[
         request: "GET /user/provider, valid token of an unknown session",
         hashing: false,
         make: |c, i| {
-            event(
-                "GET",
-                "/auth/v1/user/provider",
-                Some(&c.minted_access_token),
-                None,
-                &source_ip(i),
-            )
+            signed_in(c, "GET", "/auth/v1/user/provider", None, i)
         },
     },
     Solo {
@@ -217,13 +193,7 @@ pub const SOLO: &[Solo] = &[
         request: "DELETE /user/provider/wx_open, valid token of an unknown session",
         hashing: false,
         make: |c, i| {
-            event(
-                "DELETE",
-                "/auth/v1/user/provider/wx_open",
-                Some(&c.minted_access_token),
-                None,
-                &source_ip(i),
-            )
+            signed_in(c, "DELETE", "/auth/v1/user/provider/wx_open", None, i)
         },
     },
     Solo {
@@ -231,13 +201,7 @@ pub const SOLO: &[Solo] = &[
         request: "PATCH /user/password {sudo_token, new_password}, valid token of an unknown session",
         hashing: false,
         make: |c, i| {
-            event(
-                "PATCH",
-                "/auth/v1/user/password",
-                Some(&c.minted_access_token),
-                Some(&json!({"sudo_token": random_secret(), "new_password": format!("{PASSWORD}-new")})),
-                &source_ip(i),
-            )
+            signed_in(c, "PATCH", "/auth/v1/user/password", Some(json!({"sudo_token": random_secret(), "new_password": format!("{PASSWORD}-new")})), i)
         },
     },
     Solo {
@@ -248,7 +212,6 @@ pub const SOLO: &[Solo] = &[
             post(
                 "/auth/v1/reset",
                 json!({"email": format!("reset{}x{i}@example.com", c.tag), "new_password": PASSWORD, "verification_token": random_secret()}),
-                None,
                 i,
             )
         },
@@ -258,13 +221,7 @@ pub const SOLO: &[Solo] = &[
         request: "DELETE /user/revoke/all, valid token of an unknown session",
         hashing: false,
         make: |c, i| {
-            event(
-                "DELETE",
-                "/auth/v1/user/revoke/all",
-                Some(&c.minted_access_token),
-                None,
-                &source_ip(i),
-            )
+            signed_in(c, "DELETE", "/auth/v1/user/revoke/all", None, i)
         },
     },
     Solo {
@@ -272,13 +229,7 @@ pub const SOLO: &[Solo] = &[
         request: "DELETE /user/me?sudo_token=..., valid token of an unknown session",
         hashing: false,
         make: |c, i| {
-            event(
-                "DELETE",
-                &format!("/auth/v1/user/me?sudo_token={}", random_secret()),
-                Some(&c.minted_access_token),
-                None,
-                &source_ip(i),
-            )
+            signed_in(c, "DELETE", &format!("/auth/v1/user/me?sudo_token={}", random_secret()), None, i)
         },
     },
     Solo {
@@ -286,19 +237,14 @@ pub const SOLO: &[Solo] = &[
         request: "POST /user/basic/edit {nickname}, valid token of an unknown session",
         hashing: false,
         make: |c, i| {
-            post(
-                "/auth/v1/user/basic/edit",
-                json!({"nickname": "Solo"}),
-                Some(&c.minted_access_token),
-                i,
-            )
+            signed_in(c, "POST", "/auth/v1/user/basic/edit", Some(json!({"nickname": "Solo"})), i)
         },
     },
     Solo {
         function: "signin-anonymously",
         request: "POST /signin/anonymously {}: per-client sign-up counter, new anonymous account and its session",
         hashing: false,
-        make: |_, i| post("/auth/v1/signin/anonymously", json!({}), None, i),
+        make: |_, i| post("/auth/v1/signin/anonymously", json!({}), i),
     },
 ];
 
