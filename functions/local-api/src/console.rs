@@ -18,8 +18,8 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use lambda_http::http::{self, header, Method, StatusCode};
 use serde_json::{json, Value};
+use shared::domain::rfc3339;
 use shared::http::local::{json_response, loopback_origin, Pages};
-use shared::http::wire::rfc3339;
 use shared::ports::{AccountListing, Clock, Directory, SystemClock};
 
 /// What the console says about the server it runs in.

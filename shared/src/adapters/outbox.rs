@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::domain::rfc3339;
 use crate::domain::Address;
-use crate::http::wire::rfc3339;
 use crate::ports::{Clock, Delivery, DependencyError, Message, SystemClock};
 
 /// The most recent messages kept; older ones fall off.

@@ -14,6 +14,17 @@ pub use secret::{random_bytes, Password, SecretHash, SecretHasher, SecretToken, 
 /// Seconds since the Unix epoch.
 pub type UnixTime = i64;
 
+/// A time as RFC 3339 text (UTC), as answers and the outbox show it; empty if out of range.
+pub fn rfc3339(time: UnixTime) -> String {
+    time::OffsetDateTime::from_unix_timestamp(time)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 /// Why a request field was refused; becomes `invalid_argument`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidInput {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Address, ProviderLink, SecretToken, UnixTime, User};
+use crate::domain::{rfc3339, Address, ProviderLink, SecretToken, User};
 use crate::error::AuthError;
 use crate::ops::Credentials;
 
@@ -136,16 +136,6 @@ impl SudoTokenField {
             SudoTokenField::Plain(token) | SudoTokenField::Wrapped { sudo_token: token } => token,
         }
     }
-}
-
-pub fn rfc3339(time: UnixTime) -> String {
-    time::OffsetDateTime::from_unix_timestamp(time)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 impl From<&User> for UserAnswer {
