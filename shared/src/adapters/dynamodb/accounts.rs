@@ -6,25 +6,17 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
-use super::codes::{provider_token_pk, spend_part, verification_token_pk};
 use super::item::{b, identity_attributes, key_of, n, s, Item, Record};
-use super::sessions::{session_from, session_item, session_pk, sudo_pk};
-use super::{sdk_error, DynamoStore, CONDITION_FAILED, PARTITION_KEY, TTL_ATTRIBUTE};
-use crate::domain::{
-    DisplayName, Email, Gender, LoginKey, PhoneNumber, Picture, ProviderLink, SessionId, UnixTime,
-    User, UserId, Username,
+use super::keys::{
+    login_pk, provider_token_pk, session_pk, sudo_pk, user_pk, verification_token_pk,
+    verified_address_pk,
 };
+use super::records::{session_from, session_item, spend_part, sudo_condition, user_from};
+use super::{sdk_error, DynamoStore, CONDITION_FAILED, PARTITION_KEY, TTL_ATTRIBUTE};
+use crate::domain::{LoginKey, SessionId, UnixTime, User, UserId};
 use crate::ports::{
     AccountChange, AccountListing, ChangeRejected, DependencyError, Directory, Login, Spend,
 };
-
-pub(super) fn user_pk(id: &UserId) -> String {
-    format!("USER#{}", id.as_str())
-}
-
-pub(super) fn login_pk(storage_key: &str) -> String {
-    format!("LOGIN#{storage_key}")
-}
 
 fn user_item(user: &User) -> Item {
     let mut item = key_of(user_pk(&user.id));
@@ -75,41 +67,6 @@ fn login_item(storage_key: &str, user: &User) -> Item {
     item
 }
 
-pub(super) fn user_from(item: &Item) -> Result<User, DependencyError> {
-    let record = Record::new(item, "user");
-    let providers = match record.value("providers") {
-        None => Vec::new(),
-        Some(AttributeValue::L(links)) => links
-            .iter()
-            .map(|link| match link {
-                AttributeValue::M(map) => Record::new(map, "user provider")
-                    .identity()
-                    .map(|(identity, profile)| ProviderLink { identity, profile }),
-                _ => Err(record.malformed("providers")),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(record.malformed("providers")),
-    };
-    Ok(User {
-        id: UserId::parse(record.key_suffix("USER#")?)
-            .map_err(|_| record.malformed(PARTITION_KEY))?,
-        username: record.opt_parse("username", Username::parse)?,
-        email: record.opt_parse("email", Email::parse)?,
-        phone: record.opt_parse("phone", PhoneNumber::from_e164)?,
-        name: record.opt_parse("name", DisplayName::parse)?,
-        password_hash: record.opt_str("password_hash")?.map(str::to_string),
-        providers,
-        picture: record.opt_parse("picture", |raw| Picture::parse("picture", raw))?,
-        gender: record.opt_parse("gender", Gender::parse)?.flatten(),
-        created_at: record.number("created_at")?,
-        updated_at: record.number("updated_at")?,
-        version: record.number("version")?,
-        // Items stored before the epoch existed are of the first one.
-        session_epoch: record.opt_number("session_epoch")?.unwrap_or(0),
-        expires_at: record.opt_number(TTL_ATTRIBUTE)?,
-    })
-}
-
 fn login_from(item: &Item) -> Result<Login, DependencyError> {
     let record = Record::new(item, "login");
     Ok(Login {
@@ -149,9 +106,7 @@ async fn change_landed(store: &DynamoStore, change: &AccountChange) -> Option<bo
         None => return Some(true),
         Some(Spend::Verification { hash, .. }) => verification_token_pk(hash),
         Some(Spend::Provider { hash, .. }) => provider_token_pk(hash),
-        Some(Spend::VerifiedAddress { user_id, address }) => {
-            super::otp::verified_address_pk(user_id, address)
-        }
+        Some(Spend::VerifiedAddress { user_id, address }) => verified_address_pk(user_id, address),
     };
     let token = store.settle(token_pk).await?;
     Some(
@@ -274,18 +229,6 @@ pub(super) async fn login(
     store
         .read("GetItem login", login_pk(&key.storage_key()), login_from)
         .await
-}
-
-/// The condition of the sudo token an account change checks: alive, this session's, and of
-/// the account's epoch as the change read it. A token stored before tokens carried an epoch is
-/// of epoch 0.
-pub(super) fn sudo_condition(epoch: u64) -> &'static str {
-    if epoch == 0 {
-        "#user_id = :sudo_uid AND #session_id = :sid AND #expires_at > :now \
-         AND (attribute_not_exists(#epoch) OR #epoch = :epoch)"
-    } else {
-        "#user_id = :sudo_uid AND #session_id = :sid AND #expires_at > :now AND #epoch = :epoch"
-    }
 }
 
 /// The `Update` that moves the session a password change keeps to the account's new epoch,
@@ -432,7 +375,10 @@ impl Directory for DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ProviderId, ProviderIdentity, ProviderProfile};
+    use crate::domain::{
+        DisplayName, Email, Gender, PhoneNumber, Picture, ProviderId, ProviderIdentity,
+        ProviderLink, ProviderProfile, Username,
+    };
 
     fn user() -> User {
         User {

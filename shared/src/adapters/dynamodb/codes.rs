@@ -1,30 +1,17 @@
 //! Verifications (a code sent to an address), the verification tokens they earn, and
 //! provider tokens: the single-use proofs that an account change or a sign-in spends.
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
-
-use super::accounts::login_pk;
 use super::item::{b, identity_attributes, insert_address, key_of, n, s, Item, Record};
-use super::otp::verified_address_item;
-use super::sessions::{session_item, session_pk};
+use super::keys::{
+    login_pk, provider_token_pk, session_pk, verification_pk, verification_token_pk,
+};
+use super::records::{session_item, spend_part, verified_address_item};
 use super::{is_condition_failure, sdk_error, DynamoStore, PARTITION_KEY, TTL_ATTRIBUTE};
 use crate::domain::{
     LoginKey, ProviderIdentity, ProviderToken, SecretHash, Session, UnixTime, UserId, Verification,
     VerificationId, VerificationToken, VerifiedAddress,
 };
 use crate::ports::{DependencyError, Spend};
-
-pub(super) fn verification_pk(id: &VerificationId) -> String {
-    format!("VERIF#{}", id.as_str())
-}
-
-pub(super) fn verification_token_pk(hash: &SecretHash) -> String {
-    format!("VTOKEN#{}", hash.to_hex())
-}
-
-pub(super) fn provider_token_pk(hash: &SecretHash) -> String {
-    format!("PTOKEN#{}", hash.to_hex())
-}
 
 fn verification_item(verification: &Verification) -> Item {
     let mut item = key_of(verification_pk(&verification.id));
@@ -89,59 +76,6 @@ fn provider_token_from(item: &Item) -> Result<ProviderToken, DependencyError> {
         expires_at: record.number(TTL_ATTRIBUTE)?,
         used: record.bool("used")?,
     })
-}
-
-/// The update that spends a token, valid only while it is unused, alive and for exactly
-/// the spend's address or identity.
-pub(super) fn spend_part(
-    store: &DynamoStore,
-    spend: &Spend,
-    now: UnixTime,
-) -> Result<TransactWriteItem, DependencyError> {
-    let common = "attribute_exists(#pk) AND #used = :false AND #expires_at > :now";
-    match spend {
-        Spend::Verification { hash, address } => store.update_part(
-            verification_token_pk(hash),
-            "SET #used = :true",
-            &format!("{common} AND #address_kind = :address_kind AND #address = :address"),
-            &[
-                ("#pk", PARTITION_KEY),
-                ("#used", "used"),
-                ("#expires_at", TTL_ATTRIBUTE),
-                ("#address_kind", "address_kind"),
-                ("#address", "address"),
-            ],
-            vec![
-                (":true", b(true)),
-                (":false", b(false)),
-                (":now", n(now)),
-                (":address_kind", s(address.kind().as_str())),
-                (":address", s(address.stored())),
-            ],
-        ),
-        Spend::Provider { hash, identity } => store.update_part(
-            provider_token_pk(hash),
-            "SET #used = :true",
-            &format!("{common} AND #provider = :provider AND #subject = :subject"),
-            &[
-                ("#pk", PARTITION_KEY),
-                ("#used", "used"),
-                ("#expires_at", TTL_ATTRIBUTE),
-                ("#provider", "provider"),
-                ("#subject", "subject"),
-            ],
-            vec![
-                (":true", b(true)),
-                (":false", b(false)),
-                (":now", n(now)),
-                (":provider", s(identity.provider.as_str())),
-                (":subject", s(identity.subject.as_str())),
-            ],
-        ),
-        Spend::VerifiedAddress { user_id, address } => {
-            store.verified_address_spend_part(user_id, address, now)
-        }
-    }
 }
 
 pub(super) async fn put_verification(

@@ -13,9 +13,9 @@
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
-use super::accounts::{login_pk, sudo_condition, user_pk};
 use super::item::{n, s};
-use super::sessions::sudo_pk;
+use super::keys::{login_pk, sudo_pk, user_pk};
+use super::records::sudo_condition;
 use super::{DynamoStore, CONDITION_FAILED, PARTITION_KEY, TTL_ATTRIBUTE};
 use crate::domain::LoginKey;
 use crate::ports::{AccountDeletion, ChangeRejected, DependencyError};

@@ -13,7 +13,7 @@
 //! | `LOGIN#<LoginKey::storage_key()>` | `user_id`, `password_hash`?, `session_epoch`?: reserves a username, email, phone or provider identity for one account; the account's password hash and session epoch are repeated here (same transaction) so that sign-in is one read |
 //! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`, `created_at`, `refreshed_at`, `generation`, `authenticated_at`, `epoch`? (absent: 0; alive only while it is the user's `session_epoch`) |
 //! | `VERIF#<verification id>`         | `address_kind`, `address`, `code_hash` (hex), `attempts`, `used`, `expires_at`, `requested_by`? (user id) |
-//! | `VADDR#<user id>#<LoginKey::storage_key()>` | `used`, `expires_at`: the account verified a code for that address (`dynamodb/otp.rs`) |
+//! | `VADDR#<user id>#<LoginKey::storage_key()>` | `used`, `expires_at`: the account verified a code for that address (`dynamodb/otp.rs`, `records.rs`) |
 //! | `VTOKEN#<hash hex>`               | `address_kind`, `address`, `used`, `expires_at` (verification token) |
 //! | `SUDO#<hash hex>`                 | `user_id`, `session_id`, `expires_at`, `epoch`? (absent: 0)    |
 //! | `PTOKEN#<hash hex>`               | `provider`, `subject`, `name`?, `picture`?, `used`, `expires_at` (provider token) |
@@ -96,8 +96,10 @@ mod accounts;
 mod codes;
 mod deletion;
 mod item;
+mod keys;
 mod limits;
 mod otp;
+mod records;
 mod sessions;
 mod table;
 mod transact;

@@ -2,37 +2,15 @@
 
 use aws_sdk_dynamodb::types::{KeysAndAttributes, TransactWriteItem};
 
-use super::accounts::{user_from, user_pk};
-use super::codes::spend_part;
 use super::item::{b, key_of, n, s, Item, Record};
+use super::keys::{session_pk, sudo_pk, user_pk};
+use super::records::{session_from, session_item, spend_part, user_from};
 use super::{
     backoff, build_error, is_condition_failure, sdk_error, DynamoStore, MAX_ATTEMPTS,
     PARTITION_KEY, TTL_ATTRIBUTE,
 };
 use crate::domain::{Address, SecretHash, Session, SessionId, SudoToken, UnixTime, User, UserId};
 use crate::ports::{DependencyError, Spend};
-
-pub(super) fn session_pk(id: &SessionId) -> String {
-    format!("SESSION#{}", id.as_str())
-}
-
-pub(super) fn sudo_pk(hash: &SecretHash) -> String {
-    format!("SUDO#{}", hash.to_hex())
-}
-
-pub(super) fn session_item(session: &Session) -> Item {
-    let mut item = key_of(session_pk(&session.id));
-    item.insert("user_id".into(), s(session.user_id.as_str()));
-    item.insert("refresh_hash".into(), s(session.refresh_hash.to_hex()));
-    item.insert("revoked".into(), b(session.revoked));
-    item.insert(TTL_ATTRIBUTE.into(), n(session.expires_at));
-    item.insert("created_at".into(), n(session.created_at));
-    item.insert("refreshed_at".into(), n(session.refreshed_at));
-    item.insert("generation".into(), n(session.generation));
-    item.insert("authenticated_at".into(), n(session.authenticated_at));
-    item.insert("epoch".into(), n(session.epoch));
-    item
-}
 
 fn sudo_item(token: &SudoToken) -> Item {
     let mut item = key_of(sudo_pk(&token.hash));
@@ -41,25 +19,6 @@ fn sudo_item(token: &SudoToken) -> Item {
     item.insert(TTL_ATTRIBUTE.into(), n(token.expires_at));
     item.insert("epoch".into(), n(token.epoch));
     item
-}
-
-pub(super) fn session_from(item: &Item) -> Result<Session, DependencyError> {
-    let record = Record::new(item, "session");
-    let created_at = record.opt_number("created_at")?.unwrap_or(0);
-    Ok(Session {
-        id: SessionId::parse(record.key_suffix("SESSION#")?)
-            .map_err(|_| record.malformed(PARTITION_KEY))?,
-        user_id: record.parse("user_id", UserId::parse)?,
-        refresh_hash: record.hash("refresh_hash")?,
-        expires_at: record.number(TTL_ATTRIBUTE)?,
-        revoked: record.bool("revoked")?,
-        // Sessions stored before these attributes existed read as of unknown age (0).
-        created_at,
-        refreshed_at: record.opt_number("refreshed_at")?.unwrap_or(created_at),
-        generation: record.opt_number("generation")?.unwrap_or(0),
-        authenticated_at: record.opt_number("authenticated_at")?.unwrap_or(created_at),
-        epoch: record.opt_number("epoch")?.unwrap_or(0),
-    })
 }
 
 fn sudo_from(item: &Item) -> Result<SudoToken, DependencyError> {
