@@ -153,6 +153,7 @@ fn creation(user: &User) -> AccountChange {
         sudo: None,
         spend: None,
         session: None,
+        keep_session: None,
         now: now(),
     }
 }
@@ -169,7 +170,32 @@ fn change(before: &User, edit: impl FnOnce(&mut User)) -> AccountChange {
         sudo: None,
         spend: None,
         session: None,
+        keep_session: None,
         now: now(),
+    }
+}
+
+/// `change`, also keeping `session` (moved to the account's new epoch).
+fn keeping(change: &AccountChange, session: &SessionId) -> AccountChange {
+    AccountChange {
+        keep_session: Some(session.clone()),
+        ..change.clone()
+    }
+}
+
+/// The proof of a verification token for `address`.
+fn by_code(hash: &SecretHash, address: &Address) -> Spend {
+    Spend::Verification {
+        hash: hash.clone(),
+        address: address.clone(),
+    }
+}
+
+/// The proof of a provider token for `identity`.
+fn by_provider(hash: &SecretHash, identity: &ProviderIdentity) -> Spend {
+    Spend::Provider {
+        hash: hash.clone(),
+        identity: identity.clone(),
     }
 }
 
@@ -224,7 +250,7 @@ async fn signed_in_with_sudo(store: &dyn Store, user: &User) -> (Session, SudoCh
         expires_at: now() + 300,
         epoch: 0,
     };
-    assert!(store.grant_sudo(&sudo, now()).await.unwrap());
+    assert!(store.grant_sudo(&sudo, None, now()).await.unwrap());
     let check = SudoCheck {
         hash: sudo.hash,
         user_id: user.id.clone(),
@@ -265,7 +291,7 @@ async fn verification_token_for(
     let verification = new_verification(address, now() + 600);
     store.put_verification(&verification).await.unwrap();
     assert!(store
-        .redeem_verification(&verification.id, MAX_ATTEMPTS, now(), &token)
+        .redeem_verification(&verification.id, MAX_ATTEMPTS, now(), &token, None)
         .await
         .unwrap());
     if used {
@@ -280,7 +306,7 @@ async fn verification_token_for(
             epoch: 0,
         };
         assert!(store
-            .exchange_for_sudo(&token.hash, address, now(), &sudo)
+            .grant_sudo(&sudo, Some(&by_code(&token.hash, address)), now())
             .await
             .unwrap());
     }
@@ -593,7 +619,7 @@ async fn an_expired_sudo_token_is_rejected(store: &dyn Store) {
             expires_at,
             epoch: 0,
         };
-        assert!(store.grant_sudo(&expired, now()).await.unwrap());
+        assert!(store.grant_sudo(&expired, None, now()).await.unwrap());
         if let Some(sudo) = &mut bind.change.sudo {
             sudo.hash = expired.hash.clone();
         }
@@ -706,7 +732,7 @@ async fn a_provider_token_exchanges_for_one_session_of_the_account_its_identity_
         let (hash, identity, session) = (token.hash.clone(), identity.clone(), session.clone());
         async move {
             store
-                .exchange_for_session(&hash, &identity, now(), &session)
+                .exchange_for_session(&by_provider(&hash, &identity), now(), &session)
                 .await
                 .unwrap()
         }
@@ -1001,7 +1027,7 @@ async fn sudo_marks_its_session_authenticated_and_needs_a_live_session(store: &d
     };
     let t = now();
     let granted = sudo(&session);
-    assert!(store.grant_sudo(&granted, t).await.unwrap());
+    assert!(store.grant_sudo(&granted, None, t).await.unwrap());
     assert_eq!(
         store
             .session(&session.id)
@@ -1016,7 +1042,7 @@ async fn sudo_marks_its_session_authenticated_and_needs_a_live_session(store: &d
     // A revoked session gets no sudo token, and stays as it was.
     store.revoke_session(&session.id).await.unwrap();
     let refused = sudo(&session);
-    assert!(!store.grant_sudo(&refused, t + 5).await.unwrap());
+    assert!(!store.grant_sudo(&refused, None, t + 5).await.unwrap());
     assert!(store.sudo_token(&refused.hash).await.unwrap().is_none());
     assert_eq!(
         store
@@ -1030,7 +1056,7 @@ async fn sudo_marks_its_session_authenticated_and_needs_a_live_session(store: &d
     // Nor does a session that never existed.
     let unknown = new_session(&user, now() + 3600);
     let refused = sudo(&unknown);
-    assert!(!store.grant_sudo(&refused, t).await.unwrap());
+    assert!(!store.grant_sudo(&refused, None, t).await.unwrap());
     assert!(store.sudo_token(&refused.hash).await.unwrap().is_none());
 }
 
@@ -1183,7 +1209,7 @@ async fn a_verification_redeems_only_once(store: &dyn Store) {
 
     let first = earned_token(&address);
     assert!(store
-        .redeem_verification(&verification.id, MAX_ATTEMPTS, now(), &first)
+        .redeem_verification(&verification.id, MAX_ATTEMPTS, now(), &first, None)
         .await
         .unwrap());
     let stored = store
@@ -1205,7 +1231,7 @@ async fn a_verification_redeems_only_once(store: &dyn Store) {
 
     let second = earned_token(&address);
     assert!(!store
-        .redeem_verification(&verification.id, MAX_ATTEMPTS, now(), &second)
+        .redeem_verification(&verification.id, MAX_ATTEMPTS, now(), &second, None)
         .await
         .unwrap());
     assert!(store
@@ -1229,7 +1255,7 @@ async fn a_verification_out_of_attempts_or_expired_does_not_redeem(store: &dyn S
     for id in [&exhausted.id, &expired.id, &unknown] {
         let token = earned_token(&address);
         assert!(!store
-            .redeem_verification(id, MAX_ATTEMPTS, t, &token)
+            .redeem_verification(id, MAX_ATTEMPTS, t, &token, None)
             .await
             .unwrap());
         assert!(store
@@ -1302,7 +1328,7 @@ async fn wrong_codes_count_up_to_the_maximum_on_live_verifications_only(store: &
     let used = new_verification(&address, t + 600);
     store.put_verification(&used).await.unwrap();
     assert!(store
-        .redeem_verification(&used.id, MAX_ATTEMPTS, t, &earned_token(&address))
+        .redeem_verification(&used.id, MAX_ATTEMPTS, t, &earned_token(&address), None)
         .await
         .unwrap());
     store
@@ -1341,7 +1367,7 @@ async fn a_verification_token_exchanges_for_sudo_once_and_only_for_its_address(s
     let elsewhere = sudo(now() + 300);
     let other_address = Address::Email(new_email());
     assert!(!store
-        .exchange_for_sudo(&token, &other_address, now(), &elsewhere)
+        .grant_sudo(&elsewhere, Some(&by_code(&token, &other_address)), now())
         .await
         .unwrap());
     assert!(store.sudo_token(&elsewhere.hash).await.unwrap().is_none());
@@ -1349,7 +1375,7 @@ async fn a_verification_token_exchanges_for_sudo_once_and_only_for_its_address(s
 
     let granted = sudo(now() + 300);
     assert!(store
-        .exchange_for_sudo(&token, &address, now(), &granted)
+        .grant_sudo(&granted, Some(&by_code(&token, &address)), now())
         .await
         .unwrap());
     assert!(token_used(store, &token).await);
@@ -1360,7 +1386,7 @@ async fn a_verification_token_exchanges_for_sudo_once_and_only_for_its_address(s
 
     let again = sudo(now() + 300);
     assert!(!store
-        .exchange_for_sudo(&token, &address, now(), &again)
+        .grant_sudo(&again, Some(&by_code(&token, &address)), now())
         .await
         .unwrap());
     assert!(store.sudo_token(&again.hash).await.unwrap().is_none());
@@ -1369,12 +1395,12 @@ async fn a_verification_token_exchanges_for_sudo_once_and_only_for_its_address(s
     let expired = verification_token_for(store, &address, t, false).await;
     let late = sudo(t + 300);
     assert!(!store
-        .exchange_for_sudo(&expired, &address, t, &late)
+        .grant_sudo(&late, Some(&by_code(&expired, &address)), t)
         .await
         .unwrap());
     assert!(store.sudo_token(&late.hash).await.unwrap().is_none());
     assert!(!store
-        .exchange_for_sudo(&new_hash(), &address, t, &late)
+        .grant_sudo(&late, Some(&by_code(&new_hash(), &address)), t)
         .await
         .unwrap());
     // The session the sudo token is for must be alive: a revoked one gets nothing, and the
@@ -1383,7 +1409,7 @@ async fn a_verification_token_exchanges_for_sudo_once_and_only_for_its_address(s
     store.revoke_session(&session.id).await.unwrap();
     let revoked = sudo(now() + 300);
     assert!(!store
-        .exchange_for_sudo(&fresh, &address, now(), &revoked)
+        .grant_sudo(&revoked, Some(&by_code(&fresh, &address)), now())
         .await
         .unwrap());
     assert!(store.sudo_token(&revoked.hash).await.unwrap().is_none());
@@ -1420,7 +1446,7 @@ async fn tokens_read_back_as_stored_even_when_expired(store: &dyn Store) {
         expires_at: t - 1,
         epoch: 0,
     };
-    assert!(store.grant_sudo(&sudo, now()).await.unwrap());
+    assert!(store.grant_sudo(&sudo, None, now()).await.unwrap());
     let stored = store.sudo_token(&sudo.hash).await.unwrap().unwrap();
     assert_eq!(
         (
@@ -1612,8 +1638,8 @@ async fn dynamodb_a_verification_raced_twice_redeems_once() {
         store.put_verification(&verification).await.unwrap();
         let (first, second) = (earned_token(&address), earned_token(&address));
         let (a, b) = tokio::join!(
-            store.redeem_verification(&verification.id, MAX_ATTEMPTS, now(), &first),
-            store.redeem_verification(&verification.id, MAX_ATTEMPTS, now(), &second),
+            store.redeem_verification(&verification.id, MAX_ATTEMPTS, now(), &first, None),
+            store.redeem_verification(&verification.id, MAX_ATTEMPTS, now(), &second, None),
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert!(a ^ b, "round {round}: redeemed {a} and {b}");
@@ -1876,7 +1902,7 @@ async fn deleting_with_a_sudo_token_that_does_not_hold_is_refused_and_deletes_no
         expires_at: now() - 1,
         epoch: user.session_epoch,
     };
-    assert!(store.grant_sudo(&expired, now()).await.unwrap());
+    assert!(store.grant_sudo(&expired, None, now()).await.unwrap());
     // Alive and this session's, but granted in another epoch of the account (one a password
     // change or sign-out everywhere ended).
     let other_epoch = SudoToken {
@@ -1885,7 +1911,7 @@ async fn deleting_with_a_sudo_token_that_does_not_hold_is_refused_and_deletes_no
         epoch: user.session_epoch + 1,
         ..expired.clone()
     };
-    assert!(store.grant_sudo(&other_epoch, now()).await.unwrap());
+    assert!(store.grant_sudo(&other_epoch, None, now()).await.unwrap());
     let refused = [
         SudoCheck {
             hash: other_epoch.hash.clone(),
@@ -1950,7 +1976,7 @@ async fn a_verification_token_exchanges_for_one_session_of_the_account_its_addre
         let (hash, address, session) = (hash.clone(), address.clone(), session.clone());
         async move {
             store
-                .exchange_verification_for_session(&hash, &address, now(), &session)
+                .exchange_for_session(&by_code(&hash, &address), now(), &session)
                 .await
                 .unwrap()
         }
@@ -2006,12 +2032,12 @@ async fn remembered(
         expires_at,
     };
     store
-        .redeem_verification_remembering(
+        .redeem_verification(
             &verification.id,
             MAX_ATTEMPTS,
             now(),
             &earned_token(address),
-            &memory,
+            Some(&memory),
         )
         .await
         .unwrap()
@@ -2042,7 +2068,8 @@ async fn a_remembered_address_is_stored_with_its_redeem_or_not_at_all(store: &dy
             &verification.id,
             MAX_ATTEMPTS,
             now(),
-            &earned_token(&address)
+            &earned_token(&address),
+            None
         )
         .await
         .unwrap());
@@ -2053,7 +2080,7 @@ async fn a_remembered_address_is_stored_with_its_redeem_or_not_at_all(store: &dy
     };
     let token = earned_token(&address);
     assert!(!store
-        .redeem_verification_remembering(&verification.id, MAX_ATTEMPTS, now(), &token, &memory)
+        .redeem_verification(&verification.id, MAX_ATTEMPTS, now(), &token, Some(&memory))
         .await
         .unwrap());
     assert!(store
@@ -2238,10 +2265,7 @@ async fn a_password_change_moves_the_epoch_keeps_its_session_and_rewrites_every_
     change.sudo = Some(sudo);
 
     assert_eq!(
-        store
-            .apply_keeping_session(&change, &kept.id)
-            .await
-            .unwrap(),
+        store.apply(&keeping(&change, &kept.id)).await.unwrap(),
         Ok(())
     );
     assert_same_user(&stored_user(store, &user.id).await, &change.after);
@@ -2256,14 +2280,14 @@ async fn a_sudo_token_of_an_ended_epoch_is_rejected(store: &dyn Store) {
     let mut first = password_change(&user);
     first.sudo = Some(sudo.clone());
     assert_eq!(
-        store.apply_keeping_session(&first, &kept.id).await.unwrap(),
+        store.apply(&keeping(&first, &kept.id)).await.unwrap(),
         Ok(())
     );
     // The same token, from the same (kept) session, for the account as it now is.
     let mut again = password_change(&first.after);
     again.sudo = Some(sudo);
     assert_eq!(
-        store.apply_keeping_session(&again, &kept.id).await.unwrap(),
+        store.apply(&keeping(&again, &kept.id)).await.unwrap(),
         Err(ChangeRejected::Sudo)
     );
     let mut bind = change(&first.after, |u| u.name = None);
@@ -2281,10 +2305,7 @@ async fn a_password_change_keeping_an_ended_session_is_rejected_and_writes_nothi
     change.sudo = Some(sudo);
     store.revoke_session(&kept.id).await.unwrap();
     assert_eq!(
-        store
-            .apply_keeping_session(&change, &kept.id)
-            .await
-            .unwrap(),
+        store.apply(&keeping(&change, &kept.id)).await.unwrap(),
         Err(ChangeRejected::Sudo)
     );
     // Another account's session, or none, cannot be kept either.
@@ -2293,7 +2314,7 @@ async fn a_password_change_keeping_an_ended_session_is_rejected_and_writes_nothi
     store.create_session(&theirs).await.unwrap();
     for session in [&theirs.id, &SessionId::generate()] {
         assert_eq!(
-            store.apply_keeping_session(&change, session).await.unwrap(),
+            store.apply(&keeping(&change, session)).await.unwrap(),
             Err(ChangeRejected::Sudo)
         );
     }

@@ -39,8 +39,8 @@ pub enum Spend {
 
 /// One atomic change of an account: the user item moves from `before` to `after` (created when
 /// `before` is `None`), login keys the account gains are reserved, keys it loses are released,
-/// the sudo token is checked, the token is spent and the session (of a sign-up) is stored. All
-/// of it happens, or none of it.
+/// the sudo token is checked, the token is spent, the session (of a sign-up) is stored and the
+/// kept session moves to the account's new epoch. All of it happens, or none of it.
 #[derive(Clone, Debug)]
 pub struct AccountChange {
     pub before: Option<User>,
@@ -48,7 +48,23 @@ pub struct AccountChange {
     pub sudo: Option<SudoCheck>,
     pub spend: Option<Spend>,
     pub session: Option<Session>,
+    /// The caller's session, moved to `after.session_epoch` so that it outlives the epoch a
+    /// password change ends; `ChangeRejected::Sudo` when it is gone, revoked, expired or
+    /// another account's.
+    pub keep_session: Option<SessionId>,
     pub now: UnixTime,
+}
+
+impl Spend {
+    /// The login the spent token proves: its address, or its provider identity.
+    pub fn login_key(&self) -> LoginKey {
+        match self {
+            Spend::Verification { address, .. } | Spend::VerifiedAddress { address, .. } => {
+                LoginKey::Address(address.clone())
+            }
+            Spend::Provider { identity, .. } => LoginKey::Provider(identity.clone()),
+        }
+    }
 }
 
 impl AccountChange {
@@ -161,31 +177,30 @@ pub trait Store: Send + Sync {
         max_attempts: u32,
         now: UnixTime,
     ) -> Result<(), DependencyError>;
-    /// Spends a live verification and stores the token it earns, atomically. False when the
-    /// verification was already spent, out of attempts or expired.
+    /// Spends a live verification and stores the token it earns, atomically; with
+    /// `remembered`, also remembers in the same step that its account verified its address.
+    /// False when the verification was already spent, out of attempts or expired.
     async fn redeem_verification(
         &self,
         id: &VerificationId,
         max_attempts: u32,
         now: UnixTime,
         token: &VerificationToken,
+        remembered: Option<&VerifiedAddress>,
     ) -> Result<bool, DependencyError>;
     async fn verification_token(
         &self,
         hash: &SecretHash,
     ) -> Result<Option<VerificationToken>, DependencyError>;
 
-    /// Stores a sudo token and marks its session as authenticated at `now`, atomically; false
-    /// (nothing written) when the session is gone or revoked.
-    async fn grant_sudo(&self, token: &SudoToken, now: UnixTime) -> Result<bool, DependencyError>;
-    /// Spends a live verification token for exactly `address`, stores the sudo token and marks
-    /// its session as authenticated at `now`, atomically.
-    async fn exchange_for_sudo(
+    /// Stores a sudo token and marks its session as authenticated at `now`, atomically, also
+    /// spending `proof` when there is one (a verification token for the user's own address);
+    /// false (nothing written) when the session is gone or revoked, or `proof` does not hold.
+    async fn grant_sudo(
         &self,
-        verification_token: &SecretHash,
-        address: &Address,
+        token: &SudoToken,
+        proof: Option<&Spend>,
         now: UnixTime,
-        sudo: &SudoToken,
     ) -> Result<bool, DependencyError>;
     async fn sudo_token(&self, hash: &SecretHash) -> Result<Option<SudoToken>, DependencyError>;
 
@@ -194,37 +209,12 @@ pub trait Store: Send + Sync {
         &self,
         hash: &SecretHash,
     ) -> Result<Option<ProviderToken>, DependencyError>;
-    /// Spends a live provider token for `identity` and stores `session` in one atomic step,
-    /// provided the identity still signs in to the session's account; false (nothing written)
-    /// when the token is spent, expired or for another identity, or the identity moved.
+    /// Spends `proof` and stores `session` in one atomic step, provided the address or identity
+    /// it names still signs in to the session's account; false (nothing written) when the
+    /// token is spent, expired or for another address or identity, or the login moved.
     async fn exchange_for_session(
         &self,
-        provider_token: &SecretHash,
-        identity: &ProviderIdentity,
-        now: UnixTime,
-        session: &Session,
-    ) -> Result<bool, DependencyError>;
-
-    // Sign-in by code and the address a signed-in account verifies (issue 14).
-
-    /// `redeem_verification`, also remembering in the same atomic step that `remembered`'s
-    /// account verified its address.
-    async fn redeem_verification_remembering(
-        &self,
-        id: &VerificationId,
-        max_attempts: u32,
-        now: UnixTime,
-        token: &VerificationToken,
-        remembered: &VerifiedAddress,
-    ) -> Result<bool, DependencyError>;
-    /// Spends a live verification token for exactly `address` and stores `session` in one
-    /// atomic step, provided the address still signs in to the session's account; false
-    /// (nothing written) when the token is spent, expired or for another address, or the
-    /// address moved.
-    async fn exchange_verification_for_session(
-        &self,
-        verification_token: &SecretHash,
-        address: &Address,
+        proof: &Spend,
         now: UnixTime,
         session: &Session,
     ) -> Result<bool, DependencyError>;
@@ -242,17 +232,6 @@ pub trait Store: Send + Sync {
     async fn delete_account(
         &self,
         deletion: &AccountDeletion,
-    ) -> Result<Result<(), ChangeRejected>, DependencyError>;
-
-    // Passwords and the session epoch.
-
-    /// Applies `change` as `apply` does and, in the same transaction, moves `session` to
-    /// `change.after.session_epoch`, so that it outlives the epoch the change ends. `Sudo`
-    /// also when that session is gone, revoked, expired or another account's.
-    async fn apply_keeping_session(
-        &self,
-        change: &AccountChange,
-        session: &SessionId,
     ) -> Result<Result<(), ChangeRejected>, DependencyError>;
 }
 

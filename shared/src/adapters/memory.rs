@@ -8,8 +8,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::domain::{
-    Address, LoginKey, ProviderIdentity, ProviderToken, SecretHash, Session, SessionId, SudoToken,
-    UnixTime, User, UserId, Verification, VerificationId, VerificationToken, VerifiedAddress,
+    Address, LoginKey, ProviderToken, SecretHash, Session, SessionId, SudoToken, UnixTime, User,
+    UserId, Verification, VerificationId, VerificationToken, VerifiedAddress,
 };
 use crate::ports::{
     AccountChange, AccountDeletion, AccountListing, ChangeRejected, CountDecision, DependencyError,
@@ -67,6 +67,27 @@ fn spend_is_valid(state: &State, spend: &Spend, now: UnixTime) -> bool {
     }
 }
 
+/// Spends a token whose `spend_is_valid` holds.
+fn spend(state: &mut State, spend: &Spend) {
+    match spend {
+        Spend::Verification { hash, .. } => {
+            if let Some(token) = state.verification_tokens.get_mut(hash) {
+                token.used = true;
+            }
+        }
+        Spend::Provider { hash, .. } => {
+            if let Some(token) = state.provider_tokens.get_mut(hash) {
+                token.used = true;
+            }
+        }
+        Spend::VerifiedAddress { user_id, address } => {
+            state
+                .verified_addresses
+                .remove(&(user_id.clone(), address.clone()));
+        }
+    }
+}
+
 /// Marks the sudo token's session as authenticated at `now`; false when it is gone or revoked.
 fn mark_authenticated(state: &mut State, sudo: &SudoToken, now: UnixTime) -> bool {
     match state.sessions.get_mut(&sudo.session_id) {
@@ -111,8 +132,7 @@ impl Directory for MemoryStore {
     }
 }
 
-/// `Store::apply` under the caller's lock, so that `apply_keeping_session` adds to it
-/// atomically.
+/// `Store::apply`, under the caller's lock.
 fn apply(
     state: &mut State,
     change: &AccountChange,
@@ -121,6 +141,14 @@ fn apply(
     let current_version = state.users.get(user_id).map(|u| u.version);
     if current_version != change.before.as_ref().map(|u| u.version) {
         return Ok(Err(ChangeRejected::Stale));
+    }
+    if let Some(kept) = &change.keep_session {
+        let alive = state.sessions.get(kept).is_some_and(|s| {
+            !s.revoked && s.expires_at > change.now && s.user_id == change.after.id
+        });
+        if !alive {
+            return Ok(Err(ChangeRejected::Sudo));
+        }
     }
     if let Some(sudo) = &change.sudo {
         let alive = state.sudo_tokens.get(&sudo.hash).is_some_and(|t| {
@@ -160,27 +188,19 @@ fn apply(
     for key in new_storage_keys {
         state.logins.insert(key, user_id.clone());
     }
-    match &change.spend {
-        Some(Spend::Verification { hash, .. }) => {
-            if let Some(token) = state.verification_tokens.get_mut(hash) {
-                token.used = true;
-            }
-        }
-        Some(Spend::Provider { hash, .. }) => {
-            if let Some(token) = state.provider_tokens.get_mut(hash) {
-                token.used = true;
-            }
-        }
-        Some(Spend::VerifiedAddress { user_id, address }) => {
-            state
-                .verified_addresses
-                .remove(&(user_id.clone(), address.clone()));
-        }
-        None => {}
+    if let Some(token) = &change.spend {
+        spend(state, token);
     }
     state.users.insert(user_id.clone(), change.after.clone());
     if let Some(session) = &change.session {
         state.sessions.insert(session.id.clone(), session.clone());
+    }
+    if let Some(kept) = change
+        .keep_session
+        .as_ref()
+        .and_then(|id| state.sessions.get_mut(id))
+    {
+        kept.epoch = change.after.session_epoch;
     }
     Ok(Ok(()))
 }
@@ -362,8 +382,19 @@ impl Store for MemoryStore {
         max_attempts: u32,
         now: UnixTime,
         token: &VerificationToken,
+        remembered: Option<&VerifiedAddress>,
     ) -> Result<bool, DependencyError> {
-        Ok(redeem(&mut self.state(), id, max_attempts, now, token))
+        let mut state = self.state();
+        if !redeem(&mut state, id, max_attempts, now, token) {
+            return Ok(false);
+        }
+        if let Some(memory) = remembered {
+            state.verified_addresses.insert(
+                (memory.user_id.clone(), memory.address.clone()),
+                memory.clone(),
+            );
+        }
+        Ok(true)
     }
 
     async fn verification_token(
@@ -373,36 +404,23 @@ impl Store for MemoryStore {
         Ok(self.state().verification_tokens.get(hash).cloned())
     }
 
-    async fn grant_sudo(&self, token: &SudoToken, now: UnixTime) -> Result<bool, DependencyError> {
+    async fn grant_sudo(
+        &self,
+        token: &SudoToken,
+        proof: Option<&Spend>,
+        now: UnixTime,
+    ) -> Result<bool, DependencyError> {
         let mut state = self.state();
+        if proof.is_some_and(|proof| !spend_is_valid(&state, proof, now)) {
+            return Ok(false);
+        }
         if !mark_authenticated(&mut state, token, now) {
             return Ok(false);
         }
+        if let Some(proof) = proof {
+            spend(&mut state, proof);
+        }
         state.sudo_tokens.insert(token.hash.clone(), token.clone());
-        Ok(true)
-    }
-
-    async fn exchange_for_sudo(
-        &self,
-        verification_token: &SecretHash,
-        address: &Address,
-        now: UnixTime,
-        sudo: &SudoToken,
-    ) -> Result<bool, DependencyError> {
-        let mut state = self.state();
-        let Some(token) = state.verification_tokens.get_mut(verification_token) else {
-            return Ok(false);
-        };
-        if token.used || token.expires_at <= now || &token.address != address {
-            return Ok(false);
-        }
-        if !mark_authenticated(&mut state, sudo, now) {
-            return Ok(false);
-        }
-        if let Some(token) = state.verification_tokens.get_mut(verification_token) {
-            token.used = true;
-        }
-        state.sudo_tokens.insert(sudo.hash.clone(), sudo.clone());
         Ok(true)
     }
 
@@ -426,24 +444,16 @@ impl Store for MemoryStore {
 
     async fn exchange_for_session(
         &self,
-        provider_token: &SecretHash,
-        identity: &ProviderIdentity,
+        proof: &Spend,
         now: UnixTime,
         session: &Session,
     ) -> Result<bool, DependencyError> {
         let mut state = self.state();
-        let spend = Spend::Provider {
-            hash: provider_token.clone(),
-            identity: identity.clone(),
-        };
-        let key = LoginKey::Provider(identity.clone()).storage_key();
-        if !spend_is_valid(&state, &spend, now) || state.logins.get(&key) != Some(&session.user_id)
-        {
+        let key = proof.login_key().storage_key();
+        if !spend_is_valid(&state, proof, now) || state.logins.get(&key) != Some(&session.user_id) {
             return Ok(false);
         }
-        if let Some(token) = state.provider_tokens.get_mut(provider_token) {
-            token.used = true;
-        }
+        spend(&mut state, proof);
         state.sessions.insert(session.id.clone(), session.clone());
         Ok(true)
     }
@@ -481,74 +491,5 @@ impl Store for MemoryStore {
         state.sudo_tokens.remove(&sudo.hash);
         state.users.remove(&user.id);
         Ok(Ok(()))
-    }
-
-    async fn redeem_verification_remembering(
-        &self,
-        id: &VerificationId,
-        max_attempts: u32,
-        now: UnixTime,
-        token: &VerificationToken,
-        remembered: &VerifiedAddress,
-    ) -> Result<bool, DependencyError> {
-        let mut state = self.state();
-        if !redeem(&mut state, id, max_attempts, now, token) {
-            return Ok(false);
-        }
-        state.verified_addresses.insert(
-            (remembered.user_id.clone(), remembered.address.clone()),
-            remembered.clone(),
-        );
-        Ok(true)
-    }
-
-    async fn exchange_verification_for_session(
-        &self,
-        verification_token: &SecretHash,
-        address: &Address,
-        now: UnixTime,
-        session: &Session,
-    ) -> Result<bool, DependencyError> {
-        let mut state = self.state();
-        let spend = Spend::Verification {
-            hash: verification_token.clone(),
-            address: address.clone(),
-        };
-        let key = LoginKey::Address(address.clone()).storage_key();
-        if !spend_is_valid(&state, &spend, now) || state.logins.get(&key) != Some(&session.user_id)
-        {
-            return Ok(false);
-        }
-        if let Some(token) = state.verification_tokens.get_mut(verification_token) {
-            token.used = true;
-        }
-        state.sessions.insert(session.id.clone(), session.clone());
-        Ok(true)
-    }
-
-    async fn apply_keeping_session(
-        &self,
-        change: &AccountChange,
-        session: &SessionId,
-    ) -> Result<Result<(), ChangeRejected>, DependencyError> {
-        let mut state = self.state();
-        let alive = state.sessions.get(session).is_some_and(|s| {
-            !s.revoked && s.expires_at > change.now && s.user_id == change.after.id
-        });
-        // The account's version first, as DynamoDB's answer is read; then the session.
-        let current_version = state.users.get(&change.after.id).map(|u| u.version);
-        if current_version != change.before.as_ref().map(|u| u.version) {
-            return Ok(Err(ChangeRejected::Stale));
-        }
-        if !alive {
-            return Ok(Err(ChangeRejected::Sudo));
-        }
-        let applied = apply(&mut state, change)?;
-        if applied.is_ok() {
-            if let Some(kept) = state.sessions.get_mut(session) {
-                kept.epoch = change.after.session_epoch;
-            }
-        }
-        Ok(applied)
     }
 }

@@ -150,6 +150,7 @@ pub async fn sign_up(
         sudo: None,
         spend,
         session: Some(session),
+        keep_session: None,
         now,
     };
     match app.store.apply(&change).await? {

@@ -65,7 +65,7 @@ pub async fn sudo(app: &App, caller: &Caller, proof: SudoProof) -> AuthResult<Su
             let grant = record(&principal);
             let (_, granted) = tokio::join!(
                 throttle.give_back(app, &attempt),
-                app.store.grant_sudo(&grant, now)
+                app.store.grant_sudo(&grant, None, now)
             );
             if !granted? {
                 return Err(session_ended());
@@ -86,9 +86,13 @@ pub async fn sudo(app: &App, caller: &Caller, proof: SudoProof) -> AuthResult<Su
             if !principal.user.has_address(&stored.address) {
                 return Err(denied());
             }
+            let proof = Spend::Verification {
+                hash,
+                address: stored.address,
+            };
             if !app
                 .store
-                .exchange_for_sudo(&hash, &stored.address, now, &record(&principal))
+                .grant_sudo(&record(&principal), Some(&proof), now)
                 .await?
             {
                 return Err(denied());
@@ -397,29 +401,21 @@ pub async fn verify(
     };
     // A code a signed-in account asked for also lets that account bind the address without
     // a token (`updateUser({email})` sends none), for as long as a token would live.
-    let redeemed = match verification.requested_by {
-        Some(user_id) => {
-            let remembered = VerifiedAddress {
-                user_id,
-                address: verification.address,
-                expires_at: now + ttl,
-            };
-            app.store
-                .redeem_verification_remembering(
-                    &verification_id,
-                    max_attempts,
-                    now,
-                    &record,
-                    &remembered,
-                )
-                .await?
-        }
-        None => {
-            app.store
-                .redeem_verification(&verification_id, max_attempts, now, &record)
-                .await?
-        }
-    };
+    let remembered = verification.requested_by.map(|user_id| VerifiedAddress {
+        user_id,
+        address: verification.address,
+        expires_at: now + ttl,
+    });
+    let redeemed = app
+        .store
+        .redeem_verification(
+            &verification_id,
+            max_attempts,
+            now,
+            &record,
+            remembered.as_ref(),
+        )
+        .await?;
     if !redeemed {
         return Err(AuthError::InvalidVerificationCode);
     }
@@ -566,6 +562,7 @@ pub(crate) async fn change_account<T>(
             sudo: sudo.clone(),
             spend: spend.clone(),
             session: None,
+            keep_session: None,
             now,
         };
         match app.store.apply(&change).await? {

@@ -64,7 +64,14 @@ pub async fn sign_in_with_code(
         // address still signs in to that account.
         if !app
             .store
-            .exchange_verification_for_session(&hash, &stored.address, now, &session)
+            .exchange_for_session(
+                &Spend::Verification {
+                    hash,
+                    address: stored.address.clone(),
+                },
+                now,
+                &session,
+            )
             .await?
         {
             return Err(token_refused());
@@ -126,6 +133,7 @@ pub async fn sign_in_anonymously(
         sudo: None,
         spend: None,
         session: Some(session),
+        keep_session: None,
         now,
     };
     if let Err(rejected) = app.store.apply(&change).await? {

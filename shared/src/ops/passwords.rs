@@ -163,16 +163,10 @@ async fn end_sessions(
             sudo: sudo.clone(),
             spend: spend.clone(),
             session: None,
+            keep_session: keep.map(|principal| principal.session.id.clone()),
             now,
         };
-        let outcome = match keep {
-            Some(principal) => {
-                app.store
-                    .apply_keeping_session(&change, &principal.session.id)
-                    .await?
-            }
-            None => app.store.apply(&change).await?,
-        };
+        let outcome = app.store.apply(&change).await?;
         match outcome {
             Ok(()) => return Ok(change.after),
             Err(ChangeRejected::Sudo) => return Err(sudo_refused()),

@@ -212,7 +212,7 @@ pub async fn sign_in_with_provider(
     let (session, secret) = new_session(app, &holder.user_id, holder.session_epoch, now);
     if !app
         .store
-        .exchange_for_session(&hash, &identity, now, &session)
+        .exchange_for_session(&Spend::Provider { hash, identity }, now, &session)
         .await?
     {
         return Err(invalid_provider_token());

@@ -257,19 +257,17 @@ fn kept_session_part(
     )
 }
 
-/// `Store::apply`, and `Store::apply_keeping_session` when `kept` names the caller's session:
-/// one transaction either way (the kept session moves with the account's new version, so
-/// `change_landed` also tells whether it moved).
+/// `Store::apply`: one transaction, the kept session included (it moves with the account's
+/// new version, so `change_landed` also tells whether it moved).
 pub(super) async fn apply(
     store: &DynamoStore,
     change: &AccountChange,
-    kept: Option<&SessionId>,
 ) -> Result<Result<(), ChangeRejected>, DependencyError> {
     if change.spends_another_accounts_memory() {
         return Ok(Err(ChangeRejected::Token));
     }
     let mut parts = apply_parts(store, change)?;
-    if let Some(session) = kept {
+    if let Some(session) = &change.keep_session {
         parts.push((
             Part::KeptSession,
             kept_session_part(store, change, session)?,

@@ -8,8 +8,8 @@ use super::keys::{
 use super::records::{session_item, spend_part, verified_address_item};
 use super::{is_condition_failure, sdk_error, DynamoStore, PARTITION_KEY, TTL_ATTRIBUTE};
 use crate::domain::{
-    LoginKey, ProviderIdentity, ProviderToken, SecretHash, Session, UnixTime, UserId, Verification,
-    VerificationId, VerificationToken, VerifiedAddress,
+    ProviderToken, SecretHash, Session, UnixTime, UserId, Verification, VerificationId,
+    VerificationToken, VerifiedAddress,
 };
 use crate::ports::{DependencyError, Spend};
 
@@ -208,25 +208,22 @@ pub(super) async fn provider_token(
         .await
 }
 
+/// `Store::exchange_for_session`: one transaction that spends the proof, stores the session
+/// and checks that the proof's login still names the session's account.
 pub(super) async fn exchange_for_session(
     store: &DynamoStore,
-    provider_token: &SecretHash,
-    identity: &ProviderIdentity,
+    proof: &Spend,
     now: UnixTime,
     session: &Session,
 ) -> Result<bool, DependencyError> {
-    let spend = Spend::Provider {
-        hash: provider_token.clone(),
-        identity: identity.clone(),
-    };
     let still_bound = store.condition_check_part(
-        login_pk(&LoginKey::Provider(identity.clone()).storage_key()),
+        login_pk(&proof.login_key().storage_key()),
         "#user_id = :uid",
         &[("#user_id", "user_id")],
         vec![(":uid", s(session.user_id.as_str()))],
     )?;
     let items = vec![
-        spend_part(store, &spend, now)?,
+        spend_part(store, proof, now)?,
         store.plain_put_part(session_item(session))?,
         still_bound,
     ];

@@ -13,7 +13,7 @@
 //! | `LOGIN#<LoginKey::storage_key()>` | `user_id`, `password_hash`?, `session_epoch`?: reserves a username, email, phone or provider identity for one account; the account's password hash and session epoch are repeated here (same transaction) so that sign-in is one read |
 //! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`, `created_at`, `refreshed_at`, `generation`, `authenticated_at`, `epoch`? (absent: 0; alive only while it is the user's `session_epoch`) |
 //! | `VERIF#<verification id>`         | `address_kind`, `address`, `code_hash` (hex), `attempts`, `used`, `expires_at`, `requested_by`? (user id) |
-//! | `VADDR#<user id>#<LoginKey::storage_key()>` | `used`, `expires_at`: the account verified a code for that address (`dynamodb/otp.rs`, `records.rs`) |
+//! | `VADDR#<user id>#<LoginKey::storage_key()>` | `used`, `expires_at`: the account verified a code for that address (`records.rs`) |
 //! | `VTOKEN#<hash hex>`               | `address_kind`, `address`, `used`, `expires_at` (verification token) |
 //! | `SUDO#<hash hex>`                 | `user_id`, `session_id`, `expires_at`, `epoch`? (absent: 0)    |
 //! | `PTOKEN#<hash hex>`               | `provider`, `subject`, `name`?, `picture`?, `used`, `expires_at` (provider token) |
@@ -39,11 +39,12 @@
 //!   are mapped back by item index to `ChangeRejected` with the embedded store's precedence:
 //!   `Stale`, then `Sudo`, then `Token`, then `Taken`.
 //!   A sign-up's session is a plain `Put` in the same transaction.
-//! * `redeem_verification`, `exchange_for_sudo` and `exchange_for_session` are one transaction
+//! * `redeem_verification`, `grant_sudo` and `exchange_for_session` are one transaction
 //!   each: spend, and store the token or session the spend earns (for a session, with a
-//!   `ConditionCheck` that the provider identity still names its account; for sudo, with an
-//!   `Update` marking the session authenticated, conditional on it being alive). `grant_sudo`
-//!   is the sudo token's `Put` and that `Update`.
+//!   `ConditionCheck` that the address or provider identity still names its account; for sudo,
+//!   with an `Update` marking the session authenticated, conditional on it being alive, and
+//!   the spend only when sudo is by a verification token). `apply` with a kept session adds
+//!   that session's `Update` to the account's transaction.
 //! * `delete_account` is one transaction of conditional `Delete`s (see `deletion.rs`).
 //! * `rotate_refresh_token`, `record_wrong_code`, `count_event`, `uncount_event` and
 //!   `acquire_cooldown` are one conditional write each.
@@ -98,7 +99,6 @@ mod deletion;
 mod item;
 mod keys;
 mod limits;
-mod otp;
 mod records;
 mod sessions;
 mod table;
@@ -112,12 +112,12 @@ use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetad
 use aws_sdk_dynamodb::Client;
 
 use crate::domain::{
-    Address, LoginKey, ProviderIdentity, ProviderToken, SecretHash, Session, SessionId, SudoToken,
-    UnixTime, User, UserId, Verification, VerificationId, VerificationToken, VerifiedAddress,
+    LoginKey, ProviderToken, SecretHash, Session, SessionId, SudoToken, UnixTime, User, UserId,
+    Verification, VerificationId, VerificationToken, VerifiedAddress,
 };
 use crate::ports::{
     AccountChange, AccountDeletion, ChangeRejected, CountDecision, DependencyError, LimitDecision,
-    Login, Store,
+    Login, Spend, Store,
 };
 
 use item::{key_of, Item};
@@ -276,7 +276,7 @@ impl Store for DynamoStore {
         &self,
         change: &AccountChange,
     ) -> Result<Result<(), ChangeRejected>, DependencyError> {
-        accounts::apply(self, change, None).await
+        accounts::apply(self, change).await
     }
 
     async fn create_session(&self, session: &Session) -> Result<(), DependencyError> {
@@ -369,8 +369,9 @@ impl Store for DynamoStore {
         max_attempts: u32,
         now: UnixTime,
         token: &VerificationToken,
+        remembered: Option<&VerifiedAddress>,
     ) -> Result<bool, DependencyError> {
-        codes::redeem_verification(self, id, max_attempts, now, token, None).await
+        codes::redeem_verification(self, id, max_attempts, now, token, remembered).await
     }
 
     async fn verification_token(
@@ -380,18 +381,13 @@ impl Store for DynamoStore {
         codes::verification_token(self, hash).await
     }
 
-    async fn grant_sudo(&self, token: &SudoToken, now: UnixTime) -> Result<bool, DependencyError> {
-        sessions::grant_sudo(self, token, now).await
-    }
-
-    async fn exchange_for_sudo(
+    async fn grant_sudo(
         &self,
-        verification_token: &SecretHash,
-        address: &Address,
+        token: &SudoToken,
+        proof: Option<&Spend>,
         now: UnixTime,
-        sudo: &SudoToken,
     ) -> Result<bool, DependencyError> {
-        sessions::exchange_for_sudo(self, verification_token, address, now, sudo).await
+        sessions::grant_sudo(self, token, proof, now).await
     }
 
     async fn sudo_token(&self, hash: &SecretHash) -> Result<Option<SudoToken>, DependencyError> {
@@ -411,12 +407,11 @@ impl Store for DynamoStore {
 
     async fn exchange_for_session(
         &self,
-        provider_token: &SecretHash,
-        identity: &ProviderIdentity,
+        proof: &Spend,
         now: UnixTime,
         session: &Session,
     ) -> Result<bool, DependencyError> {
-        codes::exchange_for_session(self, provider_token, identity, now, session).await
+        codes::exchange_for_session(self, proof, now, session).await
     }
 
     async fn delete_account(
@@ -424,35 +419,5 @@ impl Store for DynamoStore {
         deletion: &AccountDeletion,
     ) -> Result<Result<(), ChangeRejected>, DependencyError> {
         self.delete_account_items(deletion).await
-    }
-
-    async fn redeem_verification_remembering(
-        &self,
-        id: &VerificationId,
-        max_attempts: u32,
-        now: UnixTime,
-        token: &VerificationToken,
-        remembered: &VerifiedAddress,
-    ) -> Result<bool, DependencyError> {
-        codes::redeem_verification(self, id, max_attempts, now, token, Some(remembered)).await
-    }
-
-    async fn exchange_verification_for_session(
-        &self,
-        verification_token: &SecretHash,
-        address: &Address,
-        now: UnixTime,
-        session: &Session,
-    ) -> Result<bool, DependencyError> {
-        self.code_for_session(verification_token, address, now, session)
-            .await
-    }
-
-    async fn apply_keeping_session(
-        &self,
-        change: &AccountChange,
-        session: &SessionId,
-    ) -> Result<Result<(), ChangeRejected>, DependencyError> {
-        accounts::apply(self, change, Some(session)).await
     }
 }

@@ -9,7 +9,7 @@ use super::{
     backoff, build_error, is_condition_failure, sdk_error, DynamoStore, MAX_ATTEMPTS,
     PARTITION_KEY, TTL_ATTRIBUTE,
 };
-use crate::domain::{Address, SecretHash, Session, SessionId, SudoToken, UnixTime, User, UserId};
+use crate::domain::{SecretHash, Session, SessionId, SudoToken, UnixTime, User, UserId};
 use crate::ports::{DependencyError, Spend};
 
 fn sudo_item(token: &SudoToken) -> Item {
@@ -217,42 +217,24 @@ pub(super) async fn revoke_session(
     }
 }
 
+/// `Store::grant_sudo`: one transaction that stores the token, marks the session as
+/// authenticated and spends the proof, if any.
 pub(super) async fn grant_sudo(
     store: &DynamoStore,
     token: &SudoToken,
+    proof: Option<&Spend>,
     now: UnixTime,
 ) -> Result<bool, DependencyError> {
-    let items = vec![
+    let mut items = vec![
         store.plain_put_part(sudo_item(token))?,
         authenticated_part(store, token, now)?,
     ];
+    if let Some(proof) = proof {
+        items.push(spend_part(store, proof, now)?);
+    }
     let outcome = store.transact("TransactWriteItems grant sudo", items).await;
     store
         .settle_spend("grant sudo", outcome, sudo_pk(&token.hash))
-        .await
-}
-
-pub(super) async fn exchange_for_sudo(
-    store: &DynamoStore,
-    verification_token: &SecretHash,
-    address: &Address,
-    now: UnixTime,
-    sudo: &SudoToken,
-) -> Result<bool, DependencyError> {
-    let spend = Spend::Verification {
-        hash: verification_token.clone(),
-        address: address.clone(),
-    };
-    let items = vec![
-        spend_part(store, &spend, now)?,
-        store.plain_put_part(sudo_item(sudo))?,
-        authenticated_part(store, sudo, now)?,
-    ];
-    let outcome = store
-        .transact("TransactWriteItems exchange for sudo", items)
-        .await;
-    store
-        .settle_spend("exchange for sudo", outcome, sudo_pk(&sudo.hash))
         .await
 }
 
