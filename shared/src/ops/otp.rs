@@ -127,6 +127,7 @@ pub async fn sign_in_anonymously(
         spend: None,
         session: Some(session),
         now,
+        username_held_until: now + app.settings.username_hold_secs,
     };
     if let Err(rejected) = app.store.apply(&change).await? {
         return Err(AuthError::Internal(format!(

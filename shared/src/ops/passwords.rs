@@ -164,6 +164,7 @@ async fn end_sessions(
             spend: spend.clone(),
             session: None,
             now,
+            username_held_until: now + app.settings.username_hold_secs,
         };
         let outcome = match keep {
             Some(principal) => {

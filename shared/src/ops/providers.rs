@@ -11,7 +11,7 @@ use crate::crypto::Scope;
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{ProviderError, Spend};
 
-use super::association::{change_account, notify};
+use super::association::{change_account, notify_account};
 use std::net::IpAddr;
 
 use super::{credentials, new_session, purpose, App, Caller, ClientCount, Credentials, Principal};
@@ -160,7 +160,7 @@ pub async fn bind_provider(app: &App, caller: &Caller, token: SecretToken) -> Au
     );
     notify_account(
         app,
-        principal,
+        &principal.user,
         &format!("{name} was bound to your account"),
         &body,
     )
@@ -180,15 +180,6 @@ pub(crate) fn recently_authenticated(app: &App, principal: &Principal) -> AuthRe
             "this change needs a recent sign-in: call auth.sudo() first (or sign in again), then retry",
         ))
     }
-}
-
-async fn notify_account(app: &App, principal: &Principal, subject: &str, body: &str) {
-    let user = &principal.user;
-    let to = [
-        user.address(crate::domain::AddressKind::Email),
-        user.address(crate::domain::AddressKind::Phone),
-    ];
-    notify(app, to, subject, body).await;
 }
 
 pub async fn sign_in_with_provider(
@@ -276,7 +267,7 @@ pub async fn unbind_provider(
     );
     notify_account(
         app,
-        principal,
+        &principal.user,
         &format!("{name} was unbound from your account"),
         &body,
     )

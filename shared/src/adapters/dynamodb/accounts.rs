@@ -26,6 +26,12 @@ pub(super) fn login_pk(storage_key: &str) -> String {
     format!("LOGIN#{storage_key}")
 }
 
+/// A username given up, reserved for its last owner (`user_id`) until the item's TTL
+/// attribute: kept apart from the login items, so that it never signs anyone in.
+pub(super) fn username_hold_pk(storage_key: &str) -> String {
+    format!("HOLD#{storage_key}")
+}
+
 fn user_item(user: &User) -> Item {
     let mut item = key_of(user_pk(&user.id));
     if let Some(username) = &user.username {
@@ -126,6 +132,8 @@ enum Part {
     /// A login key the account keeps, rewritten because the password hash it repeats changed.
     Refresh,
     Release,
+    /// The username given up, reserved for the account.
+    Hold,
     Sudo,
     Spend,
     Session,
@@ -210,24 +218,46 @@ fn apply_parts(
             &[("#pk", PARTITION_KEY), ("#user_id", "user_id")],
             vec![(":uid", uid.clone())],
         )?;
-        let role = if kept {
-            Part::Refresh
-        } else {
-            Part::Reserve(key)
-        };
-        parts.push((role, part));
+        if kept {
+            parts.push((Part::Refresh, part));
+            continue;
+        }
+        if matches!(key, LoginKey::Username(_)) {
+            // Free unless another account gave it up less than its hold ago; the hold goes
+            // (its owner takes the name back, or it ended).
+            let hold = store.delete_part(
+                username_hold_pk(&storage_key),
+                "attribute_not_exists(#pk) OR #user_id = :uid OR #held_until <= :now",
+                &[
+                    ("#pk", PARTITION_KEY),
+                    ("#user_id", "user_id"),
+                    ("#held_until", TTL_ATTRIBUTE),
+                ],
+                vec![(":uid", uid.clone()), (":now", n(change.now))],
+            )?;
+            parts.push((Part::Reserve(key.clone()), hold));
+        }
+        parts.push((Part::Reserve(key), part));
     }
-    for storage_key in &before_storage {
-        if after_storage.contains(storage_key) {
+    let mut released = HashSet::new();
+    for key in &before_keys {
+        let storage_key = key.storage_key();
+        if after_storage.contains(&storage_key) || !released.insert(storage_key.clone()) {
             continue;
         }
         let part = store.delete_part(
-            login_pk(storage_key),
+            login_pk(&storage_key),
             owned,
             &[("#pk", PARTITION_KEY), ("#user_id", "user_id")],
             vec![(":uid", uid.clone())],
         )?;
         parts.push((Part::Release, part));
+        if matches!(key, LoginKey::Username(_)) {
+            let mut hold = key_of(username_hold_pk(&storage_key));
+            hold.insert("user_id".into(), uid.clone());
+            hold.insert(TTL_ATTRIBUTE.into(), n(change.username_held_until));
+            parts.push((Part::Hold, store.plain_put_part(hold)?));
+        }
     }
 
     if let Some(sudo) = &change.sudo {
