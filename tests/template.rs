@@ -1079,7 +1079,10 @@ fn functions_that_send_get_the_sms_countries_and_hourly_budget() {
             ("AUTH_SMS_ALLOWED_COUNTRY_CODES", "SmsAllowedCountryCodes"),
             ("AUTH_SMS_SENDS_PER_HOUR", "SmsSendsPerHour"),
             ("AUTH_EMAIL_SENDS_PER_HOUR", "EmailSendsPerHour"),
-            ("AUTH_NOTICES_PER_ADDRESS_PER_HOUR", "NoticesPerAddressPerHour"),
+            (
+                "AUTH_NOTICES_PER_ADDRESS_PER_HOUR",
+                "NoticesPerAddressPerHour",
+            ),
             ("AUTH_SMS_NOTICE_SHARE_PERCENT", "NoticeSharePercent"),
         ] {
             if sends {

@@ -271,7 +271,7 @@ impl ChannelBudget {
     /// notices count against both, so codes always keep the rest.
     fn notices_of(app: &App, address: &Address) -> Self {
         let whole = Self::of(app, address);
-        let share = u64::from(app.settings.sms_notice_share_percent.min(100));
+        let share = u64::from(app.settings.sms_notice_share_percent);
         Self {
             key: limit_key(app, "notice-hour", address.kind().as_str()),
             per_hour: (u64::from(whole.per_hour) * share / 100) as u32,

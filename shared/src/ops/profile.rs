@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::domain::{Address, DisplayName, Gender, Picture, UnixTime, User, Username};
+use crate::domain::{Address, DisplayName, Gender, Picture, User, Username};
 use crate::error::{AuthError, AuthResult};
 
 use super::association::{change_account, notify_account, tell_replaced};
@@ -50,7 +50,7 @@ pub async fn edit_profile(
             ));
         }
         recently_authenticated(app, principal)?;
-        UsernameAttempt::take(app, principal, client_ip).await?;
+        count_username_attempt(app, principal, client_ip).await?;
     }
     let spend = match &edit.address {
         Some(address) => Some(verified_address_proof(app, principal, address)?),
@@ -103,36 +103,35 @@ async fn tell_renamed(app: &App, principal: &Principal, old: &Username, new: &Us
     notify_account(app, &principal.user, "Your username was changed", &body).await;
 }
 
-/// One attempt to take a username, counted per account and per client before the name is
+/// Counts one attempt to take a username, per account and per client, before the name is
 /// looked at: of a burst released together, `AUTH_USERNAME_ATTEMPTS_PER_HOUR` are judged and
-/// the rest refused unseen.
-struct UsernameAttempt;
-
-impl UsernameAttempt {
-    async fn take(app: &App, principal: &Principal, client_ip: Option<IpAddr>) -> AuthResult<()> {
-        let now: UnixTime = app.clock.now();
-        let per_hour = app.settings.username_attempts_per_hour;
-        let by_account = limit_key(app, "username-attempt-user", principal.user.id.as_str());
-        let (account, client) = tokio::join!(
-            app.store.count_event(&by_account, per_hour, HOUR, now),
-            ClientCount::take(app, "username-attempt-ip", client_ip, per_hour, now),
-        );
-        let account = account
-            .map_err(AuthError::from)
-            .and_then(|d| within_limit(d, now));
-        match (account, client) {
-            (Ok(_), Ok(_)) => Ok(()),
-            // One refused: the other's count goes back, this attempt is not judged.
-            (Ok(_), Err(refused)) => {
-                give_back_count(app, &by_account, now).await;
-                Err(refused)
-            }
-            (Err(refused), Ok(client)) => {
-                client.give_back(app).await;
-                Err(refused)
-            }
-            (Err(refused), Err(_)) => Err(refused),
+/// the rest refused unseen. An attempt one of the two refuses is given back to the other.
+async fn count_username_attempt(
+    app: &App,
+    principal: &Principal,
+    client_ip: Option<IpAddr>,
+) -> AuthResult<()> {
+    let now = app.clock.now();
+    let per_hour = app.settings.username_attempts_per_hour;
+    let by_account = limit_key(app, "username-attempt-user", principal.user.id.as_str());
+    let (account, client) = tokio::join!(
+        app.store.count_event(&by_account, per_hour, HOUR, now),
+        ClientCount::take(app, "username-attempt-ip", client_ip, per_hour, now),
+    );
+    let account = account
+        .map_err(AuthError::from)
+        .and_then(|decision| within_limit(decision, now));
+    match (account, client) {
+        (Ok(_), Ok(_)) => Ok(()),
+        (Ok(_), Err(refused)) => {
+            give_back_count(app, &by_account, now).await;
+            Err(refused)
         }
+        (Err(refused), Ok(client)) => {
+            client.give_back(app).await;
+            Err(refused)
+        }
+        (Err(refused), Err(_)) => Err(refused),
     }
 }
 

@@ -168,9 +168,9 @@ pub async fn bind_provider(app: &App, caller: &Caller, token: SecretToken) -> Au
     Ok(())
 }
 
-/// Binding or unbinding a provider adds or removes a way in, with no sudo token (the SDK sends
-/// none): so the session itself must have proven who its user is recently, by signing in or by
-/// sudo. An access token seen once is not enough.
+/// Binding or unbinding a provider adds or removes a way in, and a new username changes one,
+/// with no sudo token (the SDK sends none): so the session itself must have proven who its user
+/// is recently, by signing in or by sudo. An access token seen once is not enough.
 pub(crate) fn recently_authenticated(app: &App, principal: &Principal) -> AuthResult<()> {
     let now = app.clock.now();
     if principal.session.authenticated_at + app.settings.recent_auth_secs >= now {
