@@ -785,8 +785,18 @@ fn rename_from(
 
 async fn a_hundred_simultaneous_username_probes_from_one_account_judge_ten(backend: Backend) {
     // Defaults: 10 attempts an hour. Every probe comes from a client of its own, so only the
-    // account's own count stops them.
-    let server = start(backend, &[]).await;
+    // account's own count stops them. On moto, one long attempt per call rather than retries
+    // that add to the load.
+    let server = match backend {
+        Backend::Embedded => start(backend, &[]).await,
+        Backend::Aws => {
+            let one_long_attempt = [
+                ("AUTH_AWS_ATTEMPT_TIMEOUT_MS", "5000"),
+                ("AUTH_AWS_MAX_ATTEMPTS", "1"),
+            ];
+            start(backend, &one_long_attempt).await
+        }
+    };
     let taken: Vec<Account> = futures_of(3, || server.new_account()).await;
     let prober = server.new_account().await;
     let burst = 100;
@@ -799,8 +809,22 @@ async fn a_hundred_simultaneous_username_probes_from_one_account_judge_ten(backe
         )
     })
     .await;
-    let (judged, refused) = tally(&replies, (409, "already_exists"));
-    assert_eq!((judged, refused), (10, 90));
+    // A shared moto on a busy machine may time out a few of the 300 calls such a burst makes
+    // (503, nothing changed); each of those can have taken at most one place.
+    let (answered, unavailable): (Vec<Reply>, Vec<Reply>) = replies
+        .into_iter()
+        .partition(|reply| reply.status != 503 || backend == Backend::Embedded);
+    let (judged, refused) = tally(&answered, (409, "already_exists"));
+    assert!(
+        judged <= 10,
+        "{judged} of {burst} simultaneous probes were judged"
+    );
+    assert!(
+        judged + unavailable.len() >= 10,
+        "{judged} judged, {} unavailable: the limit refused more than it should",
+        unavailable.len()
+    );
+    assert_eq!(judged + refused + unavailable.len(), burst);
     // A free name is an attempt like any other: refused too, by either route.
     let free = unique("free");
     rename_from(&server, client(31, 200), &prober.access_token, &free)
