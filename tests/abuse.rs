@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use test_support::server::{unique, unique_email, unique_phone, Account, Backend, Reply, Server};
+use test_support::server::{
+    e164, unique, unique_email, unique_phone, Account, Backend, Reply, Server,
+};
 use test_support::wechat;
 use tokio::sync::Barrier;
 
@@ -30,6 +32,10 @@ test_support::on_both_backends!(
     sms_goes_only_to_allowed_countries_and_within_the_deployment_budget,
     anonymous_sign_ins_are_limited_per_client_not_across_clients,
     failed_code_sign_ins_are_limited_per_client_whatever_the_tokens,
+    thirty_password_changes_reach_each_address_five_times_and_codes_still_go_out,
+    notices_take_at_most_their_share_of_each_channels_budget_and_codes_keep_the_rest,
+    a_hundred_simultaneous_username_probes_from_one_account_judge_ten,
+    username_probes_from_one_client_are_limited_across_its_accounts,
 );
 
 /// The embedded store's half of this is in the store contract
@@ -652,4 +658,231 @@ async fn failed_code_sign_ins_are_limited_per_client_whatever_the_tokens(backend
     post_from(&server, client(22, 3), "/auth/v1/signin", by_code)
         .await
         .assert_ok();
+}
+
+/// A username account with an email and a phone number bound the seed way.
+async fn account_with_email_and_phone(server: &Server) -> (Account, String, String) {
+    let account = server.new_account().await;
+    let email = unique_email();
+    server.bind_email(&account, &email).await.assert_ok();
+    let phone = unique_phone();
+    let token = server
+        .verification_token("phone_number", &phone, &e164(&phone))
+        .await;
+    let sudo = server.sudo(&account).await;
+    server
+        .bind_contact(&account, &sudo, "phone_number", &phone, &token)
+        .await
+        .assert_ok();
+    (account, email, e164(&phone))
+}
+
+/// Changes the password `times` times in a row, each after a sudo with the current one, as
+/// `resetPasswordForOld` does; answers the account with its last password.
+async fn change_password_repeatedly(server: &Server, account: &Account, times: usize) -> Account {
+    let mut account = account.clone();
+    for round in 0..times {
+        let sudo = server.sudo(&account).await;
+        let new_password = format!("password number {round}");
+        server
+            .call(
+                "PATCH",
+                "/auth/v1/user/password",
+                Some(&account.access_token),
+                Some(json!({"sudo_token": sudo, "new_password": new_password})),
+            )
+            .await
+            .assert_ok();
+        account.password = new_password;
+    }
+    account
+}
+
+async fn thirty_password_changes_reach_each_address_five_times_and_codes_still_go_out(
+    backend: Backend,
+) {
+    // Defaults: 5 notices per address per hour. The account's owner (or a thief with its
+    // password) changes it over and over.
+    let server = start(backend, &[("AUTH_CODE_RESEND_INTERVAL_SECS", "0")]).await;
+    let (account, email, phone) = account_with_email_and_phone(&server).await;
+    change_password_repeatedly(&server, &account, 30).await;
+    for to in [&email, &phone] {
+        let notices = notices_to(&server, to).await;
+        assert_eq!(notices.len(), 5, "notices to {to}: {notices:?}");
+        assert!(notices.iter().all(|body| body.contains("password")));
+    }
+    // The changes themselves all happened, and the dropped notices are logged, masked.
+    let logs = server.logs().join("\n");
+    assert!(logs.contains("a change notice was not sent"), "{logs}");
+    for address in [&email, &phone] {
+        assert!(!logs.contains(address.as_str()), "the logs name {address}");
+    }
+    // Codes are not notices: both addresses still get one.
+    server.send_code("email", &email).await;
+    server.send_code("phone_number", &phone).await;
+}
+
+async fn notices_take_at_most_their_share_of_each_channels_budget_and_codes_keep_the_rest(
+    backend: Backend,
+) {
+    // Budgets of 10 SMS and 10 emails an hour, notices 20% of each (the default share),
+    // and no cap per address: only the share stops the notices.
+    let server = start(
+        backend,
+        &[
+            ("AUTH_SMS_SENDS_PER_HOUR", "10"),
+            ("AUTH_EMAIL_SENDS_PER_HOUR", "10"),
+            ("AUTH_NOTICES_PER_ADDRESS_PER_HOUR", "100"),
+        ],
+    )
+    .await;
+    // One code each way for the binds.
+    let (account, email, phone) = account_with_email_and_phone(&server).await;
+    change_password_repeatedly(&server, &account, 8).await;
+    for to in [&email, &phone] {
+        let notices = notices_to(&server, to).await;
+        assert_eq!(notices.len(), 2, "notices to {to}: {notices:?}");
+    }
+    // 10 - 1 code - 2 notices: 7 codes left per channel, for any address and client.
+    for (field, address) in [
+        ("email", unique_email as fn() -> String),
+        ("phone_number", unique_phone),
+    ] {
+        let addresses: Vec<String> = (0..9).map(|_| address()).collect();
+        let replies = simultaneously(addresses.len(), |i| {
+            post_from(
+                &server,
+                client(30, i),
+                "/auth/v1/verification",
+                json!({ field: addresses[i] }),
+            )
+        })
+        .await;
+        assert_eq!(tally(&replies, (200, "")), (7, 2), "{field}");
+    }
+}
+
+/// A profile edit of the username from client `ip`.
+fn rename_from(
+    server: &Server,
+    ip: IpAddr,
+    token: &str,
+    username: &str,
+) -> impl std::future::Future<Output = Reply> + Send + 'static {
+    let origin = server.origin.clone();
+    let (token, body) = (token.to_string(), json!({ "username": username }));
+    async move {
+        Server::post_to(
+            &origin,
+            Some(ip),
+            Some(&token),
+            "/auth/v1/user/basic/edit",
+            body,
+        )
+        .await
+    }
+}
+
+async fn a_hundred_simultaneous_username_probes_from_one_account_judge_ten(backend: Backend) {
+    // Defaults: 10 attempts an hour. Every probe comes from a client of its own, so only the
+    // account's own count stops them. On moto, one long attempt per call rather than retries
+    // that add to the load.
+    let server = match backend {
+        Backend::Embedded => start(backend, &[]).await,
+        Backend::Aws => {
+            let one_long_attempt = [
+                ("AUTH_AWS_ATTEMPT_TIMEOUT_MS", "5000"),
+                ("AUTH_AWS_MAX_ATTEMPTS", "1"),
+            ];
+            start(backend, &one_long_attempt).await
+        }
+    };
+    let taken: Vec<Account> = futures_of(3, || server.new_account()).await;
+    let prober = server.new_account().await;
+    let burst = 100;
+    let replies = simultaneously(burst, |i| {
+        rename_from(
+            &server,
+            client(31, i),
+            &prober.access_token,
+            &taken[i % taken.len()].username,
+        )
+    })
+    .await;
+    // A shared moto on a busy machine may time out a few of the 300 calls such a burst makes
+    // (503, nothing changed); each of those can have taken at most one place.
+    let (answered, unavailable): (Vec<Reply>, Vec<Reply>) = replies
+        .into_iter()
+        .partition(|reply| reply.status != 503 || backend == Backend::Embedded);
+    let (judged, refused) = tally(&answered, (409, "already_exists"));
+    assert!(
+        judged <= 10,
+        "{judged} of {burst} simultaneous probes were judged"
+    );
+    assert!(
+        judged + unavailable.len() >= 10,
+        "{judged} judged, {} unavailable: the limit refused more than it should",
+        unavailable.len()
+    );
+    assert_eq!(judged + refused + unavailable.len(), burst);
+    // A free name is an attempt like any other: refused too, by either route.
+    let free = unique("free");
+    rename_from(&server, client(31, 200), &prober.access_token, &free)
+        .await
+        .assert_error(429, "resource_exhausted");
+    server
+        .call(
+            "PATCH",
+            "/auth/v1/user/profile",
+            Some(&prober.access_token),
+            Some(json!({ "username": free })),
+        )
+        .await
+        .assert_error(429, "resource_exhausted");
+    // Another account of the same clients is not held by it.
+    let other = server.new_account().await;
+    rename_from(&server, client(31, 1), &other.access_token, &free)
+        .await
+        .assert_ok();
+}
+
+async fn username_probes_from_one_client_are_limited_across_its_accounts(backend: Backend) {
+    let server = start(backend, &[("AUTH_USERNAME_ATTEMPTS_PER_HOUR", "4")]).await;
+    let taken = server.new_account().await;
+    let probers: Vec<Account> = futures_of(3, || server.new_account()).await;
+    let attacker = client(32, 1);
+    // Three probes per account: no account reaches its own 4, the client does.
+    let replies = simultaneously(9, |i| {
+        rename_from(
+            &server,
+            attacker,
+            &probers[i % 3].access_token,
+            &taken.username,
+        )
+    })
+    .await;
+    assert_eq!(tally(&replies, (409, "already_exists")), (4, 5));
+    // The refused attempts took nothing from the accounts: from another client they go on.
+    for prober in &probers {
+        rename_from(
+            &server,
+            client(32, 2),
+            &prober.access_token,
+            &taken.username,
+        )
+        .await
+        .assert_error(409, "already_exists");
+    }
+}
+
+/// `count` results of `make`, one after the other.
+async fn futures_of<T, Fut>(count: usize, make: impl Fn() -> Fut) -> Vec<T>
+where
+    Fut: std::future::Future<Output = T>,
+{
+    let mut all = Vec::new();
+    for _ in 0..count {
+        all.push(make().await);
+    }
+    all
 }

@@ -12,23 +12,25 @@ test_support::on_both_backends!(
     deleting_the_account_frees_its_username_and_email_and_ends_every_session,
     deletion_without_a_live_sudo_token_of_this_session_is_permission_denied,
     profile_edits_show_in_user_me_and_patch_answers_the_user,
-    a_new_username_signs_in_and_frees_the_old_one,
+    a_new_username_signs_in_and_the_old_one_stays_reserved_for_its_last_owner,
+    a_rename_needs_a_recent_sign_in_and_tells_the_bound_addresses,
     bad_profile_values_are_refused_in_the_error_shape_and_change_nothing,
     deleting_an_account_while_its_email_is_bound_leaves_no_key_of_a_deleted_account,
 );
 
 async fn start(backend: Backend) -> Server {
-    Server::start(
-        EXE,
-        backend,
-        &[
-            ("AUTH_CODE_RESEND_INTERVAL_SECS", "0"),
-            ("AUTH_CODE_SENDS_PER_ADDRESS_PER_HOUR", "100"),
-            ("AUTH_CODE_SENDS_PER_IP_PER_HOUR", "1000"),
-            ("AUTH_VERIFY_ATTEMPTS_PER_IP_PER_HOUR", "1000"),
-        ],
-    )
-    .await
+    start_with(backend, &[]).await
+}
+
+async fn start_with(backend: Backend, settings: &[(&str, &str)]) -> Server {
+    let mut all = vec![
+        ("AUTH_CODE_RESEND_INTERVAL_SECS", "0"),
+        ("AUTH_CODE_SENDS_PER_ADDRESS_PER_HOUR", "100"),
+        ("AUTH_CODE_SENDS_PER_IP_PER_HOUR", "1000"),
+        ("AUTH_VERIFY_ATTEMPTS_PER_IP_PER_HOUR", "1000"),
+    ];
+    all.extend_from_slice(settings);
+    Server::start(EXE, backend, &all).await
 }
 
 async fn delete(server: &Server, access_token: &str, query: &str) -> Reply {
@@ -247,8 +249,10 @@ async fn profile_edits_show_in_user_me_and_patch_answers_the_user(backend: Backe
     assert_eq!(server.me(&account.access_token).await.assert_ok(), &patched);
 }
 
-async fn a_new_username_signs_in_and_frees_the_old_one(backend: Backend) {
-    let server = start(backend).await;
+async fn a_new_username_signs_in_and_the_old_one_stays_reserved_for_its_last_owner(
+    backend: Backend,
+) {
+    let server = start_with(backend, &[("AUTH_USERNAME_HOLD_SECS", "4")]).await;
     let account = server.new_account().await;
     let taken = server.new_account().await;
     basic_edit(&server, &account, json!({ "username": taken.username }))
@@ -267,13 +271,103 @@ async fn a_new_username_signs_in_and_frees_the_old_one(backend: Backend) {
     sign_in(&server, &account.username, &account.password)
         .await
         .assert_error(400, "invalid_username_or_password");
+    // Whoever holds a token renamed the victim: the old name is no one else's to take, at
+    // sign-up or by a rename (in any case).
     server
         .post(
             "/auth/v1/signup",
             json!({"username": account.username, "password": "another good password"}),
         )
         .await
+        .assert_error(409, "already_exists");
+    let other = server.new_account().await;
+    for spelling in [account.username.clone(), account.username.to_uppercase()] {
+        server
+            .call(
+                "PATCH",
+                "/auth/v1/user/profile",
+                Some(&other.access_token),
+                Some(json!({ "username": spelling })),
+            )
+            .await
+            .assert_error(409, "already_exists");
+    }
+    // Its last owner takes it back; the name given up on the way is held for them in turn,
+    // and free once the hold ends.
+    basic_edit(&server, &account, json!({ "username": account.username }))
+        .await
         .assert_ok();
+    sign_in(&server, &account.username, &account.password)
+        .await
+        .assert_ok();
+    let newcomer = json!({"username": renamed, "password": "another good password"});
+    server
+        .post("/auth/v1/signup", newcomer.clone())
+        .await
+        .assert_error(409, "already_exists");
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    server.post("/auth/v1/signup", newcomer).await.assert_ok();
+}
+
+/// How many notices of a rename reached `to`.
+async fn renames(server: &Server, to: &str) -> usize {
+    let notices = server.messages_to(to).await;
+    notices.iter().filter(|b| b.contains("username")).count()
+}
+
+async fn a_rename_needs_a_recent_sign_in_and_tells_the_bound_addresses(backend: Backend) {
+    let server = start_with(backend, &[("AUTH_RECENT_AUTH_SECS", "2")]).await;
+    let account = server.new_account().await;
+    let email = unique_email();
+    server.bind_email(&account, &email).await.assert_ok();
+    assert_eq!(renames(&server, &email).await, 0);
+    // 3 s after the sign-in (and the sudo of the bind), the access token alone renames no one.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let stale = basic_edit(&server, &account, json!({ "username": unique("thief") })).await;
+    stale.assert_error(403, "permission_denied");
+    assert!(
+        stale.body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("sudo")),
+        "the refusal says to call sudo first: {}",
+        stale.body
+    );
+    server
+        .call(
+            "PATCH",
+            "/auth/v1/user/profile",
+            Some(&account.access_token),
+            Some(json!({ "username": unique("thief") })),
+        )
+        .await
+        .assert_error(403, "permission_denied");
+    // Other profile fields need no recent sign-in; the username stayed.
+    basic_edit(&server, &account, json!({ "nickname": "Ada" }))
+        .await
+        .assert_ok();
+    assert_eq!(
+        server.me(&account.access_token).await.body["username"],
+        account.username.as_str()
+    );
+    assert_eq!(renames(&server, &email).await, 0);
+    // Right after a sign-in (what `updateUser({username})` follows), it works, and the
+    // bound email hears of it.
+    let signed_in = sign_in(&server, &account.username, &account.password).await;
+    let fresh = Account {
+        access_token: signed_in.text("access_token"),
+        ..account.clone()
+    };
+    let renamed = unique("renamed");
+    basic_edit(&server, &fresh, json!({ "username": renamed }))
+        .await
+        .assert_ok();
+    assert_eq!(
+        server.me(&fresh.access_token).await.body["username"],
+        renamed.as_str()
+    );
+    assert_eq!(renames(&server, &email).await, 1);
+    let notice = server.messages_to(&email).await.pop().unwrap_or_default();
+    assert!(notice.contains(&renamed), "{notice}");
 }
 
 async fn bad_profile_values_are_refused_in_the_error_shape_and_change_nothing(backend: Backend) {

@@ -24,6 +24,8 @@ test_support::on_both_backends!(
     basic_edit_refuses_an_address_of_another_account,
     basic_edit_of_an_account_with_a_way_in_needs_a_recent_sign_in,
     an_address_bound_by_code_is_a_way_in_so_wechat_can_be_unbound,
+    a_username_naming_another_address_in_any_spelling_is_refused,
+    an_anonymous_account_gets_no_username_by_profile_edit,
 );
 
 /// Codes to one address follow each other here faster than the resend gap allows.
@@ -465,4 +467,91 @@ async fn an_address_bound_by_code_is_a_way_in_so_wechat_can_be_unbound(backend: 
     let token = code_token(&server, None, "email", &email).await;
     let signed_in = sign_in_by_code(&server, &email, &token).await;
     assert_eq!(signed_in.text("sub"), signup.text("sub"));
+}
+
+/// A username account with `phone` bound the seed way.
+async fn account_with_phone(server: &Server, phone: &str) -> Account {
+    let account = server.new_account().await;
+    let token = code_token(server, None, "phone_number", phone).await;
+    let sudo = server.sudo(&account).await;
+    server
+        .bind_contact(&account, &sudo, "phone_number", phone, &token)
+        .await
+        .assert_ok();
+    account
+}
+
+async fn a_username_naming_another_address_in_any_spelling_is_refused(backend: Backend) {
+    let server = start(backend, &[]).await;
+    let (theirs, mine) = (unique_phone(), unique_phone());
+    let victim = account_with_phone(&server, &theirs).await;
+    let victims_email = unique_email();
+    server.bind_email(&victim, &victims_email).await.assert_ok();
+    let attacker = account_with_phone(&server, &mine).await;
+    let token = code_token(&server, None, "phone_number", &mine).await;
+    let national = theirs.trim_start_matches("+86 ").to_string();
+    for username in [
+        theirs.clone(),
+        e164(&theirs),
+        national.clone(),
+        format!("+86-{national}"),
+        victims_email.to_uppercase(),
+    ] {
+        let reply = sign_in_by_code(&server, &username, &token).await;
+        reply.assert_error(403, "permission_denied");
+    }
+    // The token is unspent, and signs in its own number's account in any spelling.
+    let signed_in = sign_in_by_code(&server, &e164(&mine), &token).await;
+    assert_eq!(signed_in.text("sub"), attacker.sub);
+    assert_ne!(attacker.sub, victim.sub);
+}
+
+async fn an_anonymous_account_gets_no_username_by_profile_edit(backend: Backend) {
+    let server = start(backend, &[]).await;
+    let visitor = anonymous(&server).await.text("access_token");
+    let name = test_support::server::unique("visitor");
+    let email = unique_email();
+    code_token(&server, Some(&visitor), "email", &email).await;
+    for (method, path, body) in [
+        (
+            "POST",
+            "/auth/v1/user/basic/edit",
+            json!({ "username": name }),
+        ),
+        (
+            "PATCH",
+            "/auth/v1/user/profile",
+            json!({ "username": name }),
+        ),
+        // Not even beside the address that would make it permanent.
+        (
+            "POST",
+            "/auth/v1/user/basic/edit",
+            json!({"username": name, "email": email}),
+        ),
+    ] {
+        let reply = server.call(method, path, Some(&visitor), Some(body)).await;
+        reply.assert_error(412, "failed_precondition");
+        assert!(
+            reply.body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("anonymous")),
+            "{}",
+            reply.body
+        );
+    }
+    let me = server.me(&visitor).await;
+    assert_eq!(
+        (&me.body["name"], &me.body["username"]),
+        (&json!("anonymous"), &json!(""))
+    );
+    // The upgrade makes it permanent (the remembered code was not spent by the refusals);
+    // then a username is the account's to choose.
+    basic_edit(&server, &visitor, json!({ "email": email }))
+        .await
+        .assert_ok();
+    basic_edit(&server, &visitor, json!({ "username": name }))
+        .await
+        .assert_ok();
+    assert_eq!(server.me(&visitor).await.body["username"], name.as_str());
 }

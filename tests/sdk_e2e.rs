@@ -9,7 +9,7 @@ const EXE: &str = env!("CARGO_BIN_EXE_local-api");
 const REFRESH_GRACE_SECS: &str = "2";
 /// The tests of each file of the suite: every one must run and pass.
 const SDK_TESTS: u32 = 11; // sdk.test.mjs
-const ACCOUNT_TESTS: u32 = 7; // account.test.mjs
+const ACCOUNT_TESTS: u32 = 8; // account.test.mjs
 const OTP_TESTS: u32 = 10; // otp.test.mjs
 const PASSWORD_TESTS: u32 = 7; // password.test.mjs
 

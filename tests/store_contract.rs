@@ -14,6 +14,8 @@ use shared::ports::{
 };
 
 const MAX_ATTEMPTS: u32 = 5;
+/// How long a username given up stays reserved in these scenarios.
+const HOLD_SECS: i64 = 3600;
 
 macro_rules! contract_tests {
     ($($scenario:ident),* $(,)?) => {
@@ -56,6 +58,7 @@ contract_tests!(
     a_provider_token_exchanges_for_one_session_of_the_account_its_identity_names,
     changing_the_email_releases_the_old_one_for_another_account,
     removing_the_phone_releases_it,
+    a_username_given_up_stays_reserved_for_its_last_owner_until_the_hold_ends,
     every_login_key_reads_the_current_password_hash,
     rejections_take_precedence_stale_then_sudo_then_token_then_taken,
     rotating_the_refresh_token_replaces_it_once,
@@ -155,6 +158,7 @@ fn creation(user: &User) -> AccountChange {
         session: None,
         keep_session: None,
         now: now(),
+        username_held_until: now() + HOLD_SECS,
     }
 }
 
@@ -172,6 +176,7 @@ fn change(before: &User, edit: impl FnOnce(&mut User)) -> AccountChange {
         session: None,
         keep_session: None,
         now: now(),
+        username_held_until: now() + HOLD_SECS,
     }
 }
 
@@ -807,6 +812,63 @@ async fn changing_the_email_releases_the_old_one_for_another_account(store: &dyn
     create(store, &other).await;
     assert_eq!(owner_of(store, &email_key(&old)).await, Some(other.id));
     assert_eq!(owner_of(store, &email_key(&new)).await, Some(user.id));
+}
+
+fn username_key(name: &str) -> LoginKey {
+    LoginKey::Username(Username::parse(name).unwrap())
+}
+
+async fn a_username_given_up_stays_reserved_for_its_last_owner_until_the_hold_ends(
+    store: &dyn Store,
+) {
+    let owner = new_user();
+    create(store, &owner).await;
+    let old = owner.username.clone().unwrap();
+    let old_key = LoginKey::Username(old.clone());
+    let new = format!("renamed{}", random_hex(12));
+    let rename = change(&owner, |u| {
+        u.username = Some(Username::parse(&new).unwrap())
+    });
+    assert_eq!(store.apply(&rename).await.unwrap(), Ok(()));
+    let owner = rename.after;
+    // The old name signs in nobody...
+    assert_eq!(owner_of(store, &old_key).await, None);
+    assert_eq!(
+        owner_of(store, &username_key(&new)).await,
+        Some(owner.id.clone())
+    );
+    // ...and no other account takes it: not at sign-up, not by a rename.
+    let mut newcomer = new_user();
+    newcomer.username = Some(old.clone());
+    assert_eq!(
+        store.apply(&creation(&newcomer)).await.unwrap(),
+        Err(ChangeRejected::Taken(old_key.clone()))
+    );
+    let other = new_user();
+    create(store, &other).await;
+    let take = change(&other, |u| u.username = Some(old.clone()));
+    assert_eq!(
+        store.apply(&take).await.unwrap(),
+        Err(ChangeRejected::Taken(old_key.clone()))
+    );
+    assert_eq!(owner_of(store, &old_key).await, None);
+    // Its last owner takes it back, and gives up the other name in turn.
+    let back = change(&owner, |u| u.username = Some(old.clone()));
+    assert_eq!(store.apply(&back).await.unwrap(), Ok(()));
+    assert_eq!(owner_of(store, &old_key).await, Some(owner.id.clone()));
+    let mut taker = new_user();
+    taker.username = Some(Username::parse(&new).unwrap());
+    assert_eq!(
+        store.apply(&creation(&taker)).await.unwrap(),
+        Err(ChangeRejected::Taken(username_key(&new)))
+    );
+    // A hold that has ended holds nothing: another account takes the name.
+    let mut ended = change(&back.after, |u| u.username = None);
+    ended.username_held_until = now() - 1;
+    assert_eq!(store.apply(&ended).await.unwrap(), Ok(()));
+    let take = change(&other, |u| u.username = Some(old.clone()));
+    assert_eq!(store.apply(&take).await.unwrap(), Ok(()));
+    assert_eq!(owner_of(store, &old_key).await, Some(other.id.clone()));
 }
 
 async fn removing_the_phone_releases_it(store: &dyn Store) {

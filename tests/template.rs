@@ -1040,8 +1040,8 @@ fn an_alarm_watches_sms_spend() {
     }
 }
 
-/// The functions that send SMS get the countries an SMS may go to and the hourly budget of all
-/// SMS of the deployment, from parameters (docs/DEPLOY.md; shared/src/config.rs reads them).
+/// The functions that send SMS get the countries an SMS may go to, the hourly budgets of all
+/// SMS and all emails of the deployment, and the caps of change notices, from parameters (docs/DEPLOY.md; shared/src/config.rs reads them).
 #[test]
 fn functions_that_send_get_the_sms_countries_and_hourly_budget() {
     let template = Template::load();
@@ -1055,12 +1055,35 @@ fn functions_that_send_get_the_sms_countries_and_hourly_budget() {
         500.0
     );
     assert!(parameter_number(&template, "SmsSendsPerHour", "MinValue") >= 1.0);
+    // The budgets and caps of messages, with config.rs's defaults.
+    for (parameter, default) in [
+        ("EmailSendsPerHour", 2000.0),
+        ("NoticesPerAddressPerHour", 5.0),
+        ("NoticeSharePercent", 20.0),
+    ] {
+        expect_number_parameter(&template, parameter);
+        assert_eq!(
+            parameter_number(&template, parameter, "Default"),
+            default,
+            "{parameter}"
+        );
+    }
+    assert_eq!(
+        parameter_number(&template, "NoticeSharePercent", "MaxValue"),
+        100.0
+    );
     for function in template.functions() {
         let env = template.environment(&function);
         let sends = sends_messages(&function);
         for (var, parameter) in [
             ("AUTH_SMS_ALLOWED_COUNTRY_CODES", "SmsAllowedCountryCodes"),
             ("AUTH_SMS_SENDS_PER_HOUR", "SmsSendsPerHour"),
+            ("AUTH_EMAIL_SENDS_PER_HOUR", "EmailSendsPerHour"),
+            (
+                "AUTH_NOTICES_PER_ADDRESS_PER_HOUR",
+                "NoticesPerAddressPerHour",
+            ),
+            ("AUTH_SMS_NOTICE_SHARE_PERCENT", "NoticeSharePercent"),
         ] {
             if sends {
                 assert_eq!(

@@ -86,6 +86,16 @@ pub struct Settings {
     pub anonymous_account_ttl_secs: i64,
     pub sms_allowed_country_codes: SmsCountries,
     pub sms_sends_per_hour: u32,
+    /// Change notices to one email or number per hour.
+    pub notices_per_address_per_hour: u32,
+    /// The share (in percent) of each channel's hourly budget that notices may use.
+    pub sms_notice_share_percent: u32,
+    /// All emails of the deployment per hour, codes and notices together.
+    pub email_sends_per_hour: u32,
+    /// Attempts to take a username by profile edit, per account and per client, per hour.
+    pub username_attempts_per_hour: u32,
+    /// How long a username given up by a rename stays reserved for its last owner.
+    pub username_hold_secs: i64,
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
     pub provider_token_ttl_secs: i64,
@@ -263,6 +273,11 @@ impl Settings {
                     .unwrap_or("86".into()),
             )?,
             sms_sends_per_hour: env.number("AUTH_SMS_SENDS_PER_HOUR", 500)?,
+            notices_per_address_per_hour: env.number("AUTH_NOTICES_PER_ADDRESS_PER_HOUR", 5)?,
+            sms_notice_share_percent: env.number("AUTH_SMS_NOTICE_SHARE_PERCENT", 20)?,
+            email_sends_per_hour: env.number("AUTH_EMAIL_SENDS_PER_HOUR", 2000)?,
+            username_attempts_per_hour: env.number("AUTH_USERNAME_ATTEMPTS_PER_HOUR", 10)?,
+            username_hold_secs: env.positive("AUTH_USERNAME_HOLD_SECS", 30 * 24 * 3600)?,
             access_token_ttl_secs: env.positive("AUTH_ACCESS_TOKEN_TTL_SECS", 7200)?,
             refresh_token_ttl_secs: env.positive("AUTH_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?,
             provider_token_ttl_secs: env.positive("AUTH_PROVIDER_TOKEN_TTL_SECS", 3600)?,
@@ -283,6 +298,11 @@ impl Settings {
                 .to_string(),
             wechat_timeout_ms: env.positive("AUTH_WECHAT_TIMEOUT_MS", 3000)?,
         };
+        if settings.sms_notice_share_percent > 100 {
+            return Err(ConfigError(
+                "AUTH_SMS_NOTICE_SHARE_PERCENT must be a percentage from 0 to 100".into(),
+            ));
+        }
         // The SDK refreshes 30 s before expiry; shorter lives are for local tests only.
         if settings.runtime == Runtime::Lambda && settings.access_token_ttl_secs < 60 {
             return Err(ConfigError(
@@ -428,6 +448,32 @@ mod tests {
         let defaults = Settings::from_vars(Runtime::Local, &vars(&[])).unwrap();
         assert!(defaults.sms_allowed_country_codes.allows("86"));
         assert!(!defaults.sms_allowed_country_codes.allows("44"));
+    }
+
+    #[test]
+    fn the_notice_share_is_a_percentage() {
+        let share = |raw| {
+            Settings::from_vars(
+                Runtime::Local,
+                &vars(&[("AUTH_SMS_NOTICE_SHARE_PERCENT", raw)]),
+            )
+            .map(|s| s.sms_notice_share_percent)
+        };
+        assert_eq!(share("0").unwrap(), 0);
+        assert_eq!(share("100").unwrap(), 100);
+        let err = share("101").unwrap_err();
+        assert!(err.0.contains("AUTH_SMS_NOTICE_SHARE_PERCENT"), "{err}");
+        let defaults = Settings::from_vars(Runtime::Local, &vars(&[])).unwrap();
+        assert_eq!(
+            (
+                defaults.notices_per_address_per_hour,
+                defaults.sms_notice_share_percent,
+                defaults.email_sends_per_hour,
+                defaults.username_attempts_per_hour,
+                defaults.username_hold_secs,
+            ),
+            (5, 20, 2000, 10, 2_592_000)
+        );
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub enum Spend {
 /// `before` is `None`), login keys the account gains are reserved, keys it loses are released,
 /// the sudo token is checked, the token is spent, the session (of a sign-up) is stored and the
 /// kept session moves to the account's new epoch. All of it happens, or none of it.
+///
+/// A username the account gives up does not sign in any more, but stays reserved for it
+/// until `username_held_until`: no other account takes it before then (`Taken`), and this
+/// one may take it back.
 #[derive(Clone, Debug)]
 pub struct AccountChange {
     pub before: Option<User>,
@@ -53,6 +57,7 @@ pub struct AccountChange {
     /// another account's.
     pub keep_session: Option<SessionId>,
     pub now: UnixTime,
+    pub username_held_until: UnixTime,
 }
 
 impl Spend {

@@ -4,6 +4,7 @@ import { test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   auth, api, signUp, signInWithPassword, signOutQuietly, quietly, latestCode, randomEmail,
+  randomUsername,
 } from './glue.mjs';
 
 const T = { timeout: 30_000 };
@@ -108,6 +109,27 @@ test('updateUserBasicInfo changes the profile and resolves undefined', T, async 
   const info = await auth.getUserInfo();
   assert.equal(info.name, 'Grace');
   assert.equal(info.gender, 'FEMALE');
+});
+
+test('updateUser({username}) right after signing in renames; the old name signs in no more and no one else takes it', T, async () => {
+  const user = await signUp();
+  await signInWithPassword({ username: user.username, password: user.password });
+  const renamed = randomUsername();
+
+  const { data, error } = await auth.updateUser({ username: renamed });
+  assert.equal(error, null);
+  assert.equal(data.user.id, user.sub);
+  assert.equal((await auth.getUserInfo()).username, renamed);
+  await signOutQuietly();
+  const { data: signedIn } = await signInWithPassword({ username: renamed, password: user.password });
+  assert.equal(signedIn.user.id, user.sub);
+  await signOutQuietly();
+  const { error: oldName } = await quietly(() => auth.signInWithPassword({ username: user.username, password: user.password }));
+  assert.equal(oldName?.code, 'invalid_username_or_password');
+  // Held for its last owner (AUTH_USERNAME_HOLD_SECS): another sign-up with it is refused.
+  const taken = await api('/signup', { body: { username: user.username, password: 'another good password' } });
+  assert.equal(taken.status, 409);
+  assert.equal(taken.body?.error, 'already_exists');
 });
 
 test('updateUser refuses an http avatar, and an email this user verified no code for, and changes nothing', T, async () => {

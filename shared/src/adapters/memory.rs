@@ -20,6 +20,8 @@ use crate::ports::{
 struct State {
     users: HashMap<UserId, User>,
     logins: HashMap<String, UserId>,
+    /// Usernames given up, by storage key: reserved for their last owner until the time.
+    username_holds: HashMap<String, (UserId, UnixTime)>,
     sessions: HashMap<SessionId, Session>,
     cooldowns: HashMap<String, UnixTime>,
     counters: HashMap<String, (UnixTime, u32)>,
@@ -166,26 +168,36 @@ fn apply(
             return Ok(Err(ChangeRejected::Token));
         }
     }
-    let old_keys: Vec<String> = change
-        .before
-        .iter()
-        .flat_map(User::login_keys)
-        .map(|k| k.storage_key())
-        .collect();
+    let old_keys: Vec<LoginKey> = change.before.iter().flat_map(User::login_keys).collect();
     let new_keys = change.after.login_keys();
     for key in &new_keys {
-        if let Some(owner) = state.logins.get(&key.storage_key()) {
-            if owner != user_id {
-                return Ok(Err(ChangeRejected::Taken(key.clone())));
-            }
+        let storage_key = key.storage_key();
+        let held_by_another = state
+            .username_holds
+            .get(&storage_key)
+            .is_some_and(|(owner, until)| owner != user_id && *until > change.now);
+        let owned_by_another = state
+            .logins
+            .get(&storage_key)
+            .is_some_and(|owner| owner != user_id);
+        if owned_by_another || held_by_another {
+            return Ok(Err(ChangeRejected::Taken(key.clone())));
         }
     }
     // Every condition holds: write.
     let new_storage_keys: Vec<String> = new_keys.iter().map(LoginKey::storage_key).collect();
-    for old in old_keys.iter().filter(|k| !new_storage_keys.contains(k)) {
-        state.logins.remove(old);
+    for old in old_keys
+        .iter()
+        .filter(|k| !new_storage_keys.contains(&k.storage_key()))
+    {
+        state.logins.remove(&old.storage_key());
+        if matches!(old, LoginKey::Username(_)) {
+            let hold = (user_id.clone(), change.username_held_until);
+            state.username_holds.insert(old.storage_key(), hold);
+        }
     }
     for key in new_storage_keys {
+        state.username_holds.remove(&key);
         state.logins.insert(key, user_id.clone());
     }
     if let Some(token) = &change.spend {

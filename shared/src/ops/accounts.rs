@@ -62,6 +62,25 @@ impl LoginName {
         };
         Ok(Self(key))
     }
+
+    /// The `username` the SDK sends beside a verification token: `None` when it leaves the
+    /// account to the token (`""`, or a country code alone such as `"+86 "`, what the SDK
+    /// makes of an empty phone number), else read as any sign-in name is. A country code
+    /// has at most three digits: anything longer after the `+` is a number, in whatever
+    /// spelling (`"+8613700001234"` and `"+86 137 0000 1234"` are the same number).
+    pub fn parse_beside_token(
+        raw: Option<&str>,
+        default_country_code: &str,
+    ) -> Result<Option<Self>, crate::domain::InvalidInput> {
+        let raw = raw.map(str::trim).unwrap_or("");
+        let country_code_alone = raw.strip_prefix('+').is_some_and(|code| {
+            (1..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit())
+        });
+        if raw.is_empty() || country_code_alone {
+            return Ok(None);
+        }
+        Self::parse(raw, default_country_code).map(Some)
+    }
 }
 
 pub(crate) fn check_password_policy(app: &App, password: &Password) -> AuthResult<()> {
@@ -152,6 +171,7 @@ pub async fn sign_up(
         session: Some(session),
         keep_session: None,
         now,
+        username_held_until: now + app.settings.username_hold_secs,
     };
     match app.store.apply(&change).await? {
         Ok(()) => {}
@@ -362,4 +382,49 @@ pub async fn revoke(app: &App, token: &str, issuer: &str) -> AuthResult<()> {
 pub async fn sign_out(app: &App, principal: &Principal) -> AuthResult<()> {
     app.store.revoke_session(&principal.session.id).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beside_token(raw: &str) -> Option<LoginKey> {
+        LoginName::parse_beside_token(Some(raw), "86")
+            .unwrap()
+            .map(|name| name.0)
+    }
+
+    #[test]
+    fn a_number_beside_a_token_reads_the_same_in_every_spelling() {
+        let spaced = beside_token("+86 13700001234").expect("a number");
+        for spelling in [
+            "+8613700001234",
+            " +86 137 0000 1234 ",
+            "13700001234",
+            "+86-137-0000-1234",
+        ] {
+            assert_eq!(
+                beside_token(spelling).as_ref(),
+                Some(&spaced),
+                "{spelling:?}"
+            );
+        }
+        let email = beside_token("alice@example.com").expect("an email");
+        assert_eq!(beside_token(" ALICE@Example.COM").as_ref(), Some(&email));
+    }
+
+    #[test]
+    fn only_nothing_or_a_country_code_alone_leaves_it_to_the_token() {
+        for nothing in ["", "  ", "+86 ", "+86", "+1", "+852"] {
+            assert_eq!(beside_token(nothing), None, "{nothing:?}");
+        }
+        assert_eq!(
+            LoginName::parse_beside_token(None, "86")
+                .unwrap()
+                .map(|n| n.0),
+            None
+        );
+        // Four digits are no country code: read as a number, which this one is not.
+        assert!(LoginName::parse_beside_token(Some("+8613"), "86").is_err());
+    }
 }

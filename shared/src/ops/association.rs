@@ -247,20 +247,50 @@ pub async fn send_verification(
     })
 }
 
-/// The deployment's one hourly budget of SMS, every number and client together: a ceiling on
-/// the bill that no spread of numbers or clients gets around.
-fn sms_budget_key(app: &App) -> String {
-    limit_key(app, "sms-hour", "deployment")
+/// A deployment-wide hourly budget of one channel (SMS or email), every address and client
+/// together: a ceiling on the bill (and on SES's quota) that no spread of addresses or clients
+/// gets around.
+struct ChannelBudget {
+    key: String,
+    per_hour: u32,
+}
+
+impl ChannelBudget {
+    /// Everything the channel of `address` may send in an hour, codes and notices.
+    fn of(app: &App, address: &Address) -> Self {
+        let settings = &app.settings;
+        match address {
+            Address::Phone(_) => Self {
+                key: limit_key(app, "sms-hour", "deployment"),
+                per_hour: settings.sms_sends_per_hour,
+            },
+            Address::Email(_) => Self {
+                key: limit_key(app, "email-hour", "deployment"),
+                per_hour: settings.email_sends_per_hour,
+            },
+        }
+    }
+
+    /// The part of the channel's budget notices may use (`AUTH_SMS_NOTICE_SHARE_PERCENT`):
+    /// notices count against both, so codes always keep the rest.
+    fn notices_of(app: &App, address: &Address) -> Self {
+        let whole = Self::of(app, address);
+        let share = u64::from(app.settings.sms_notice_share_percent);
+        Self {
+            key: limit_key(app, "notice-hour", address.kind().as_str()),
+            per_hour: (u64::from(whole.per_hour) * share / 100) as u32,
+        }
+    }
 }
 
 /// What one code to an address takes: the address's resend gap and a place in its hourly
-/// quota, and for an SMS a place in the deployment's hourly SMS budget. Taken together, and
-/// given back when the message does not go out, so that only messages sent count.
+/// quota, and a place in its channel's hourly budget. Taken together, and given back when the
+/// message does not go out, so that only messages sent count.
 struct SendQuota {
     gap_key: String,
     gap_until: UnixTime,
     hourly_key: String,
-    sms_budget_key: Option<String>,
+    budget_key: String,
     now: UnixTime,
 }
 
@@ -269,14 +299,15 @@ impl SendQuota {
         let settings = &app.settings;
         let store = &app.store;
         let address_key = address.stored();
+        let budget = ChannelBudget::of(app, address);
         let quota = SendQuota {
             gap_key: limit_key(app, "code-gap", &address_key),
             gap_until: now + settings.code_resend_interval_secs,
             hourly_key: limit_key(app, "code-hour", &address_key),
-            sms_budget_key: matches!(address, Address::Phone(_)).then(|| sms_budget_key(app)),
+            budget_key: budget.key,
             now,
         };
-        let (gap, hourly, sms_budget) = tokio::join!(
+        let (gap, hourly, budget) = tokio::join!(
             store.acquire_cooldown(&quota.gap_key, quota.gap_until, now),
             store.count_event(
                 &quota.hourly_key,
@@ -284,25 +315,15 @@ impl SendQuota {
                 HOUR,
                 now
             ),
-            async {
-                match &quota.sms_budget_key {
-                    Some(key) => store
-                        .count_event(key, settings.sms_sends_per_hour, HOUR, now)
-                        .await
-                        .map(Some),
-                    None => Ok(None),
-                }
-            },
+            store.count_event(&quota.budget_key, budget.per_hour, HOUR, now),
         );
         let took_gap = matches!(gap, Ok(Ok(())));
         let took_hourly = matches!(hourly, Ok(Ok(_)));
-        let took_sms = matches!(sms_budget, Ok(Some(Ok(_))));
+        let took_budget = matches!(budget, Ok(Ok(_)));
         let decision = (|| {
             within_limit(gap?, now)?;
             within_limit(hourly?, now)?;
-            if let Some(decision) = sms_budget? {
-                within_limit(decision, now)?;
-            }
+            within_limit(budget?, now)?;
             Ok::<_, AuthError>(())
         })();
         if decision.is_err() {
@@ -311,9 +332,9 @@ impl SendQuota {
                     give_back_count(app, &quota.hourly_key, now).await;
                 }
             };
-            let give_back_sms = async {
-                if let (true, Some(key)) = (took_sms, &quota.sms_budget_key) {
-                    give_back_count(app, key, now).await;
+            let give_back_budget = async {
+                if took_budget {
+                    give_back_count(app, &quota.budget_key, now).await;
                 }
             };
             let release = async {
@@ -321,7 +342,7 @@ impl SendQuota {
                     quota.release_gap(app).await;
                 }
             };
-            tokio::join!(give_back, give_back_sms, release);
+            tokio::join!(give_back, give_back_budget, release);
         }
         decision.map(|()| quota)
     }
@@ -337,15 +358,74 @@ impl SendQuota {
     }
 
     async fn give_back(&self, app: &App) {
-        let sms = async {
-            if let Some(key) = &self.sms_budget_key {
-                give_back_count(app, key, self.now).await;
-            }
-        };
         tokio::join!(
             self.release_gap(app),
             give_back_count(app, &self.hourly_key, self.now),
-            sms
+            give_back_count(app, &self.budget_key, self.now),
+        );
+    }
+}
+
+/// What one change notice takes: a place among the notices to its address this hour
+/// (`AUTH_NOTICES_PER_ADDRESS_PER_HOUR`), in the notices' share of its channel's budget, and
+/// in the channel's budget itself. All of them or none: a notice refused by one gives back
+/// what the others counted, and so does one that is not delivered.
+struct NoticeQuota {
+    keys: [String; 3],
+    now: UnixTime,
+}
+
+impl NoticeQuota {
+    /// The quota, or why the notice may not go out (for the log).
+    async fn take(app: &App, address: &Address, now: UnixTime) -> Result<Self, String> {
+        let store = &app.store;
+        let per_address = app.settings.notices_per_address_per_hour;
+        let share = ChannelBudget::notices_of(app, address);
+        let whole = ChannelBudget::of(app, address);
+        let to_address = limit_key(app, "notice-address", &address.stored());
+        let (by_address, by_share, by_budget) = tokio::join!(
+            store.count_event(&to_address, per_address, HOUR, now),
+            store.count_event(&share.key, share.per_hour, HOUR, now),
+            store.count_event(&whole.key, whole.per_hour, HOUR, now),
+        );
+        let quota = Self {
+            keys: [to_address, share.key, whole.key],
+            now,
+        };
+        let outcomes = [by_address, by_share, by_budget];
+        let refusal = outcomes
+            .iter()
+            .zip([
+                "the notices to this address this hour are spent",
+                "the notices' share of this hour's budget is spent",
+                "this hour's budget of the channel is spent",
+            ])
+            .find_map(|(outcome, spent)| match outcome {
+                Ok(Ok(_)) => None,
+                Ok(Err(_)) => Some(spent.to_string()),
+                Err(err) => Some(err.to_string()),
+            });
+        let Some(refusal) = refusal else {
+            return Ok(quota);
+        };
+        let give_back = quota
+            .keys
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| matches!(outcome, Ok(Ok(_))))
+            .map(|(key, _)| give_back_count(app, key, now));
+        for given_back in give_back {
+            given_back.await;
+        }
+        Err(refusal)
+    }
+
+    async fn give_back(&self, app: &App) {
+        let [a, b, c] = &self.keys;
+        tokio::join!(
+            give_back_count(app, a, self.now),
+            give_back_count(app, b, self.now),
+            give_back_count(app, c, self.now),
         );
     }
 }
@@ -500,27 +580,20 @@ fn named_in_notice(address: &Address) -> String {
 }
 
 /// Tells an account's addresses (its email and its phone, at most) about a change of it: a
-/// notice, never a code. The change stands even when a notice cannot be delivered.
+/// notice, never a code. The change stands even when a notice cannot be delivered, or is
+/// dropped because its address or its channel had its notices for the hour (see
+/// `NoticeQuota`): one account changing itself over and over reaches neither an inbox more
+/// than a few times nor the budget that codes need.
 pub(crate) async fn notify(app: &App, to: [Option<Address>; 2], subject: &str, body: &str) {
     let send = |address: Option<Address>| async move {
         let Some(address) = address else { return };
-        if matches!(address, Address::Phone(_)) {
-            let now = app.clock.now();
-            let budget = app.settings.sms_sends_per_hour;
-            let spent = app
-                .store
-                .count_event(&sms_budget_key(app), budget, HOUR, now)
-                .await;
-            let refusal = match spent {
-                Ok(Ok(_)) => None,
-                Ok(Err(_)) => Some("the SMS budget of this hour is spent".to_string()),
-                Err(err) => Some(err.to_string()),
-            };
-            if let Some(why) = refusal {
+        let quota = match NoticeQuota::take(app, &address, app.clock.now()).await {
+            Ok(quota) => quota,
+            Err(why) => {
                 tracing::warn!(to = %address.masked(), reason = %why, "a change notice was not sent");
                 return;
             }
-        }
+        };
         let notice = Message {
             to: address,
             subject: subject.to_string(),
@@ -528,11 +601,21 @@ pub(crate) async fn notify(app: &App, to: [Option<Address>; 2], subject: &str, b
             code: None,
         };
         if let Err(err) = app.delivery.send(&notice).await {
+            quota.give_back(app).await;
             tracing::warn!(to = %notice.to.masked(), error = %err, "a change notice was not delivered");
         }
     };
     let [first, second] = to;
     tokio::join!(send(first), send(second));
+}
+
+/// `notify` to the email and the phone `user` has.
+pub(crate) async fn notify_account(app: &App, user: &User, subject: &str, body: &str) {
+    let to = [
+        user.address(crate::domain::AddressKind::Email),
+        user.address(crate::domain::AddressKind::Phone),
+    ];
+    notify(app, to, subject, body).await;
 }
 
 /// Applies `edit` to the caller's account as one atomic change, rereading the account and
@@ -564,6 +647,7 @@ pub(crate) async fn change_account<T>(
             session: None,
             keep_session: None,
             now,
+            username_held_until: now + app.settings.username_hold_secs,
         };
         match app.store.apply(&change).await? {
             Ok(()) => return Ok(outcome),

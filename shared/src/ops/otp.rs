@@ -135,6 +135,7 @@ pub async fn sign_in_anonymously(
         session: Some(session),
         keep_session: None,
         now,
+        username_held_until: now + app.settings.username_hold_secs,
     };
     if let Err(rejected) = app.store.apply(&change).await? {
         return Err(AuthError::Internal(format!(

@@ -165,6 +165,7 @@ async fn end_sessions(
             session: None,
             keep_session: keep.map(|principal| principal.session.id.clone()),
             now,
+            username_held_until: now + app.settings.username_hold_secs,
         };
         let outcome = app.store.apply(&change).await?;
         match outcome {

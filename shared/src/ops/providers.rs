@@ -11,7 +11,7 @@ use crate::crypto::Scope;
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{ProviderError, Spend};
 
-use super::association::{change_account, notify};
+use super::association::{change_account, notify_account};
 use std::net::IpAddr;
 
 use super::{credentials, new_session, purpose, App, Caller, ClientCount, Credentials, Principal};
@@ -160,7 +160,7 @@ pub async fn bind_provider(app: &App, caller: &Caller, token: SecretToken) -> Au
     );
     notify_account(
         app,
-        principal,
+        &principal.user,
         &format!("{name} was bound to your account"),
         &body,
     )
@@ -168,9 +168,9 @@ pub async fn bind_provider(app: &App, caller: &Caller, token: SecretToken) -> Au
     Ok(())
 }
 
-/// Binding or unbinding a provider adds or removes a way in, with no sudo token (the SDK sends
-/// none): so the session itself must have proven who its user is recently, by signing in or by
-/// sudo. An access token seen once is not enough.
+/// Binding or unbinding a provider adds or removes a way in, and a new username changes one,
+/// with no sudo token (the SDK sends none): so the session itself must have proven who its user
+/// is recently, by signing in or by sudo. An access token seen once is not enough.
 pub(crate) fn recently_authenticated(app: &App, principal: &Principal) -> AuthResult<()> {
     let now = app.clock.now();
     if principal.session.authenticated_at + app.settings.recent_auth_secs >= now {
@@ -180,15 +180,6 @@ pub(crate) fn recently_authenticated(app: &App, principal: &Principal) -> AuthRe
             "this change needs a recent sign-in: call auth.sudo() first (or sign in again), then retry",
         ))
     }
-}
-
-async fn notify_account(app: &App, principal: &Principal, subject: &str, body: &str) {
-    let user = &principal.user;
-    let to = [
-        user.address(crate::domain::AddressKind::Email),
-        user.address(crate::domain::AddressKind::Phone),
-    ];
-    notify(app, to, subject, body).await;
 }
 
 pub async fn sign_in_with_provider(
@@ -276,7 +267,7 @@ pub async fn unbind_provider(
     );
     notify_account(
         app,
-        principal,
+        &principal.user,
         &format!("{name} was unbound from your account"),
         &body,
     )

@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use super::item::{b, identity_attributes, key_of, n, s, Item, Record};
 use super::keys::{
-    login_pk, provider_token_pk, session_pk, sudo_pk, user_pk, verification_token_pk,
-    verified_address_pk,
+    login_pk, provider_token_pk, session_pk, sudo_pk, user_pk, username_hold_pk,
+    verification_token_pk, verified_address_pk,
 };
 use super::records::{session_from, session_item, spend_part, sudo_condition, user_from};
 use super::{sdk_error, DynamoStore, CONDITION_FAILED, PARTITION_KEY, TTL_ATTRIBUTE};
@@ -83,6 +83,8 @@ enum Part {
     /// A login key the account keeps, rewritten because the password hash it repeats changed.
     Refresh,
     Release,
+    /// The username given up, reserved for the account.
+    Hold,
     Sudo,
     Spend,
     Session,
@@ -165,24 +167,46 @@ fn apply_parts(
             &[("#pk", PARTITION_KEY), ("#user_id", "user_id")],
             vec![(":uid", uid.clone())],
         )?;
-        let role = if kept {
-            Part::Refresh
-        } else {
-            Part::Reserve(key)
-        };
-        parts.push((role, part));
+        if kept {
+            parts.push((Part::Refresh, part));
+            continue;
+        }
+        if matches!(key, LoginKey::Username(_)) {
+            // Free unless another account gave it up less than its hold ago; the hold goes
+            // (its owner takes the name back, or it ended).
+            let hold = store.delete_part(
+                username_hold_pk(&storage_key),
+                "attribute_not_exists(#pk) OR #user_id = :uid OR #held_until <= :now",
+                &[
+                    ("#pk", PARTITION_KEY),
+                    ("#user_id", "user_id"),
+                    ("#held_until", TTL_ATTRIBUTE),
+                ],
+                vec![(":uid", uid.clone()), (":now", n(change.now))],
+            )?;
+            parts.push((Part::Reserve(key.clone()), hold));
+        }
+        parts.push((Part::Reserve(key), part));
     }
-    for storage_key in &before_storage {
-        if after_storage.contains(storage_key) {
+    let mut released = HashSet::new();
+    for key in &before_keys {
+        let storage_key = key.storage_key();
+        if after_storage.contains(&storage_key) || !released.insert(storage_key.clone()) {
             continue;
         }
         let part = store.delete_part(
-            login_pk(storage_key),
+            login_pk(&storage_key),
             owned,
             &[("#pk", PARTITION_KEY), ("#user_id", "user_id")],
             vec![(":uid", uid.clone())],
         )?;
         parts.push((Part::Release, part));
+        if matches!(key, LoginKey::Username(_)) {
+            let mut hold = key_of(username_hold_pk(&storage_key));
+            hold.insert("user_id".into(), uid.clone());
+            hold.insert(TTL_ATTRIBUTE.into(), n(change.username_held_until));
+            parts.push((Part::Hold, store.plain_put_part(hold)?));
+        }
     }
 
     if let Some(sudo) = &change.sudo {

@@ -10,6 +10,12 @@ pub(super) fn login_pk(storage_key: &str) -> String {
     format!("LOGIN#{storage_key}")
 }
 
+/// A username given up, reserved for its last owner (`user_id`) until the item's TTL
+/// attribute: kept apart from the login items, so that it never signs anyone in.
+pub(super) fn username_hold_pk(storage_key: &str) -> String {
+    format!("HOLD#{storage_key}")
+}
+
 pub(super) fn session_pk(id: &SessionId) -> String {
     format!("SESSION#{}", id.as_str())
 }

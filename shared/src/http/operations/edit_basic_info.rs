@@ -67,6 +67,6 @@ pub(super) async fn handle(app: &App, req: &Request, ctx: &RequestContext) -> Au
             }
         }
     }
-    profile::edit_profile(app, &who, edit).await?;
+    profile::edit_profile(app, &who, edit, ctx.client_ip).await?;
     Ok(Empty {})
 }

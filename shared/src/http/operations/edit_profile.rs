@@ -38,7 +38,7 @@ pub(super) async fn handle(
             _ => edit.picture = Some(clearable(&text, |raw| Picture::parse("picture", raw))?),
         }
     }
-    profile::edit_profile(app, &who, edit).await?;
+    profile::edit_profile(app, &who, edit, ctx.client_ip).await?;
     Ok(UserAnswer::from(&profile::current(app, &who).await?))
 }
 

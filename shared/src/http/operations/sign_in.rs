@@ -40,18 +40,8 @@ impl SignInBody {
                 "give either password or verification_token".into(),
             )),
             (None, Some(token)) => {
-                let claimed = match self.username.as_deref().map(str::trim) {
-                    None | Some("") => None,
-                    // A country code alone: what the SDK makes of an empty phone number.
-                    Some(code)
-                        if code.len() > 1
-                            && code.starts_with('+')
-                            && code[1..].bytes().all(|b| b.is_ascii_digit()) =>
-                    {
-                        None
-                    }
-                    Some(name) => Some(LoginName::parse(name, default_country_code)?),
-                };
+                let claimed =
+                    LoginName::parse_beside_token(self.username.as_deref(), default_country_code)?;
                 Ok(SignInProof::Code {
                     claimed,
                     verification_token: SecretToken::parse("verification_token", &token)?,
