@@ -10,6 +10,7 @@ use crate::ports::{AccountChange, ChangeRejected, Spend};
 
 use std::net::IpAddr;
 
+use super::changes::taken;
 use super::{
     credentials, new_session, purpose, session_is_alive, start_session, App, ClientCount,
     Credentials, PasswordThrottle, Principal, RefreshToken,
@@ -197,15 +198,6 @@ pub async fn sign_up(
         Scope::User,
         now,
     )
-}
-
-pub(crate) fn taken(key: &LoginKey) -> AuthError {
-    AuthError::AlreadyExists(match key {
-        LoginKey::Username(_) => "the username belongs to another account",
-        LoginKey::Address(Address::Email(_)) => "the email belongs to another account",
-        LoginKey::Address(Address::Phone(_)) => "the phone number belongs to another account",
-        LoginKey::Provider(_) => "the provider identity belongs to another account",
-    })
 }
 
 pub async fn sign_in(

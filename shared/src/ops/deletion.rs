@@ -4,7 +4,7 @@ use crate::domain::{Address, SecretToken, User};
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountDeletion, ChangeRejected, SudoCheck};
 
-use super::association::notify;
+use super::messages::notify;
 use super::{purpose, App, Principal};
 
 /// Deletes the caller's account with a live sudo token of this session: the account and every

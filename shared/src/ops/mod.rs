@@ -3,7 +3,9 @@
 
 pub mod accounts;
 pub mod association;
+pub(crate) mod changes;
 pub mod deletion;
+pub(crate) mod messages;
 pub mod otp;
 pub mod passwords;
 pub mod profile;

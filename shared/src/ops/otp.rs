@@ -9,7 +9,7 @@ use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountChange, Spend};
 
 use super::accounts::LoginName;
-use super::providers::recently_authenticated;
+use super::changes::recently_authenticated;
 use super::{credentials, new_session, purpose, App, ClientCount, Credentials, Principal};
 
 fn token_refused() -> AuthError {

@@ -6,8 +6,9 @@ use crate::domain::{Address, LoginKey, Password, SecretToken, User};
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountChange, ChangeRejected, Spend, SudoCheck};
 
-use super::accounts::{check_password_policy, taken};
-use super::association::notify;
+use super::accounts::check_password_policy;
+use super::changes::taken;
+use super::messages::notify;
 use super::{limit_key, purpose, within_limit, App, Principal};
 
 /// How long a verification token is held by the reset that uses it: past the SDK's 10 s.

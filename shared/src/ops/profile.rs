@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use crate::domain::{Address, DisplayName, Gender, Picture, User, Username};
 use crate::error::{AuthError, AuthResult};
 
-use super::association::{change_account, notify_account, tell_replaced};
+use super::changes::{change_account, recently_authenticated};
+use super::messages::{notify_account, tell_replaced};
 use super::otp::verified_address_proof;
-use super::providers::recently_authenticated;
 use super::{give_back_count, limit_key, within_limit, App, ClientCount, Principal, HOUR};
 
 /// One field of an edit: absent (`None`) leaves it as it is; `Some(None)` clears it.

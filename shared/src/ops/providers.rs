@@ -11,7 +11,8 @@ use crate::crypto::Scope;
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{ProviderError, Spend};
 
-use super::association::{change_account, notify_account};
+use super::changes::{change_account, recently_authenticated};
+use super::messages::notify_account;
 use std::net::IpAddr;
 
 use super::{credentials, new_session, purpose, App, Caller, ClientCount, Credentials, Principal};
@@ -166,20 +167,6 @@ pub async fn bind_provider(app: &App, caller: &Caller, token: SecretToken) -> Au
     )
     .await;
     Ok(())
-}
-
-/// Binding or unbinding a provider adds or removes a way in, and a new username changes one,
-/// with no sudo token (the SDK sends none): so the session itself must have proven who its user
-/// is recently, by signing in or by sudo. An access token seen once is not enough.
-pub(crate) fn recently_authenticated(app: &App, principal: &Principal) -> AuthResult<()> {
-    let now = app.clock.now();
-    if principal.session.authenticated_at + app.settings.recent_auth_secs >= now {
-        Ok(())
-    } else {
-        Err(AuthError::PermissionDenied(
-            "this change needs a recent sign-in: call auth.sudo() first (or sign in again), then retry",
-        ))
-    }
 }
 
 pub async fn sign_in_with_provider(
