@@ -2,8 +2,8 @@
 
 use crate::crypto::Scope;
 use crate::domain::{
-    Address, DisplayName, Email, LoginKey, Password, PhoneNumber, ProviderLink, SecretToken, User,
-    UserId, Username,
+    Address, DisplayName, Email, LoginKey, Password, PhoneNumber, ProviderLink, SecretToken,
+    UnixTime, User, UserId, Username,
 };
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountChange, ChangeRejected, Spend};
@@ -11,8 +11,8 @@ use crate::ports::{AccountChange, ChangeRejected, Spend};
 use std::net::IpAddr;
 
 use super::{
-    credentials, new_session, purpose, session_is_alive, start_session, App, ClientCount,
-    Credentials, PasswordThrottle, Principal, RefreshToken,
+    credentials, new_session, purpose, session_credentials, session_is_alive, start_session, App,
+    ClientCount, Credentials, PasswordThrottle, Principal, RefreshToken,
 };
 
 /// How many rotations back a retired refresh token is still recognised as this session's.
@@ -93,6 +93,7 @@ pub async fn sign_up(
         name: request.name,
         password_hash: None,
         providers: Vec::new(),
+        custom_uid: None,
         picture: None,
         gender: None,
         created_at: now,
@@ -184,6 +185,7 @@ pub(crate) fn taken(key: &LoginKey) -> AuthError {
         LoginKey::Address(Address::Email(_)) => "the email belongs to another account",
         LoginKey::Address(Address::Phone(_)) => "the phone number belongs to another account",
         LoginKey::Provider(_) => "the provider identity belongs to another account",
+        LoginKey::Custom(_) => "the custom-login uid belongs to another account",
     })
 }
 
@@ -284,7 +286,8 @@ pub async fn refresh(app: &App, token: RefreshToken, issuer: &str) -> AuthResult
     let next = successor(app, &token.secret);
     if presented.matches(&session.refresh_hash) {
         let expires_at = (now + settings.refresh_token_ttl_secs)
-            .min(session.created_at + settings.session_max_lifetime_secs);
+            .min(session.created_at + settings.session_max_lifetime_secs)
+            .min(session.limits.ends_at.unwrap_or(UnixTime::MAX));
         if expires_at <= now {
             return Err(AuthError::InvalidGrant);
         }
@@ -300,14 +303,14 @@ pub async fn refresh(app: &App, token: RefreshToken, issuer: &str) -> AuthResult
             )
             .await?
         {
-            return credentials(app, issuer, &session.user_id, session.id, next, scope, now);
+            return session_credentials(app, issuer, &session, next, scope, now);
         }
         // Rotated by another request since it was read: judged as a retired token below.
         session = read().await?.0;
     }
     match generations_behind(app, &token.secret, &session) {
         Some(1) if now - session.refreshed_at < settings.refresh_reuse_grace_secs => {
-            credentials(app, issuer, &session.user_id, session.id, next, scope, now)
+            session_credentials(app, issuer, &session, next, scope, now)
         }
         Some(behind) => {
             app.store.revoke_session(&session.id).await?;

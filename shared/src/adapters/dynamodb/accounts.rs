@@ -11,8 +11,8 @@ use super::item::{b, identity_attributes, key_of, n, s, Item, Record};
 use super::sessions::{session_from, session_item, session_pk, sudo_pk};
 use super::{sdk_error, DynamoStore, CONDITION_FAILED, PARTITION_KEY, TTL_ATTRIBUTE};
 use crate::domain::{
-    DisplayName, Email, Gender, LoginKey, PhoneNumber, Picture, ProviderLink, SessionId, UnixTime,
-    User, UserId, Username,
+    CustomUid, DisplayName, Email, Gender, LoginKey, PhoneNumber, Picture, ProviderLink, SessionId,
+    UnixTime, User, UserId, Username,
 };
 use crate::ports::{
     AccountChange, AccountListing, ChangeRejected, DependencyError, Directory, Login, Spend,
@@ -49,6 +49,9 @@ fn user_item(user: &User) -> Item {
         .map(|link| AttributeValue::M(identity_attributes(&link.identity, &link.profile)))
         .collect();
     item.insert("providers".into(), AttributeValue::L(providers));
+    if let Some(uid) = &user.custom_uid {
+        item.insert("custom_uid".into(), s(uid.as_str()));
+    }
     if let Some(picture) = &user.picture {
         item.insert("picture".into(), s(picture.as_str()));
     }
@@ -99,6 +102,7 @@ pub(super) fn user_from(item: &Item) -> Result<User, DependencyError> {
         name: record.opt_parse("name", DisplayName::parse)?,
         password_hash: record.opt_str("password_hash")?.map(str::to_string),
         providers,
+        custom_uid: record.opt_parse("custom_uid", CustomUid::parse)?,
         picture: record.opt_parse("picture", |raw| Picture::parse("picture", raw))?,
         gender: record.opt_parse("gender", Gender::parse)?.flatten(),
         created_at: record.number("created_at")?,
@@ -452,6 +456,7 @@ mod tests {
                     picture: None,
                 },
             }],
+            custom_uid: Some(CustomUid::parse("Emp#0042").unwrap()),
             picture: Some(Picture::parse("picture", "https://example.com/a.png").unwrap()),
             gender: Some(Gender::Female),
             created_at: 1_700_000_000,
@@ -473,6 +478,7 @@ mod tests {
         assert_eq!(back.name, user.name);
         assert_eq!(back.password_hash, user.password_hash);
         assert_eq!(back.providers, user.providers);
+        assert_eq!(back.custom_uid, user.custom_uid);
         assert_eq!((back.picture, back.gender), (user.picture, user.gender));
         assert_eq!(back.session_epoch, 2);
         assert_eq!(

@@ -9,7 +9,9 @@ use super::{
     backoff, build_error, is_condition_failure, sdk_error, DynamoStore, MAX_ATTEMPTS,
     PARTITION_KEY, TTL_ATTRIBUTE,
 };
-use crate::domain::{Address, SecretHash, Session, SessionId, SudoToken, UnixTime, User, UserId};
+use crate::domain::{
+    Address, SecretHash, Session, SessionId, SessionLimits, SudoToken, UnixTime, User, UserId,
+};
 use crate::ports::{DependencyError, Spend};
 
 pub(super) fn session_pk(id: &SessionId) -> String {
@@ -31,6 +33,12 @@ pub(super) fn session_item(session: &Session) -> Item {
     item.insert("generation".into(), n(session.generation));
     item.insert("authenticated_at".into(), n(session.authenticated_at));
     item.insert("epoch".into(), n(session.epoch));
+    if let Some(end) = session.limits.ends_at {
+        item.insert("ends_at".into(), n(end));
+    }
+    if let Some(ttl) = session.limits.access_token_ttl_secs {
+        item.insert("access_token_ttl_secs".into(), n(ttl));
+    }
     item
 }
 
@@ -59,6 +67,10 @@ pub(super) fn session_from(item: &Item) -> Result<Session, DependencyError> {
         generation: record.opt_number("generation")?.unwrap_or(0),
         authenticated_at: record.opt_number("authenticated_at")?.unwrap_or(created_at),
         epoch: record.opt_number("epoch")?.unwrap_or(0),
+        limits: SessionLimits {
+            ends_at: record.opt_number("ends_at")?,
+            access_token_ttl_secs: record.opt_number("access_token_ttl_secs")?,
+        },
     })
 }
 
@@ -304,4 +316,35 @@ pub(super) async fn sudo_token(
     store
         .read("GetItem sudo token", sudo_pk(hash), sudo_from)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_keep_the_limits_their_sign_in_set() {
+        let mut session = Session {
+            id: SessionId::generate(),
+            user_id: UserId::generate(),
+            refresh_hash: SecretHash::from_hex(&"07".repeat(32)).unwrap(),
+            expires_at: 1_700_003_600,
+            revoked: false,
+            created_at: 1_700_000_000,
+            refreshed_at: 1_700_000_000,
+            generation: 0,
+            authenticated_at: 1_700_000_000,
+            epoch: 1,
+            limits: SessionLimits {
+                ends_at: Some(1_700_086_400),
+                access_token_ttl_secs: Some(600),
+            },
+        };
+        let back = session_from(&session_item(&session)).unwrap();
+        assert_eq!(back.limits, session.limits);
+        session.limits = SessionLimits::default();
+        let back = session_from(&session_item(&session)).unwrap();
+        assert_eq!(back.limits, SessionLimits::default());
+        assert_eq!(back.expires_at, session.expires_at);
+    }
 }
