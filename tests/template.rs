@@ -599,9 +599,7 @@ fn secrets_reach_the_functions_only_as_ssm_parameter_names() {
         if uses_wechat {
             want.push(wx_arn.clone());
         }
-        let checks_tickets = operations_of(binary)
-            .into_iter()
-            .any(checks_custom_tickets);
+        let checks_tickets = operations_of(binary).into_iter().any(checks_custom_tickets);
         if checks_tickets {
             want.push(custom_arn.clone());
         }
@@ -620,7 +618,10 @@ fn secrets_reach_the_functions_only_as_ssm_parameter_names() {
         }
         for (var, parameter) in [
             ("AUTH_ENV_ID", "EnvId"),
-            ("AUTH_CUSTOM_LOGIN_KEYS_PARAMETER", "CustomLoginKeysParameterName"),
+            (
+                "AUTH_CUSTOM_LOGIN_KEYS_PARAMETER",
+                "CustomLoginKeysParameterName",
+            ),
         ] {
             let expected = checks_tickets.then(|| reference(parameter));
             assert_eq!(
