@@ -277,7 +277,11 @@ async fn simultaneous_presentations_of_one_ticket_sign_in_exactly_once(backend: 
     let ticket = key.mint(&claims(&uid()));
     let replies = simultaneously(&server, vec![ticket; 12], None).await;
     let (won, lost): (Vec<&Reply>, Vec<&Reply>) = replies.iter().partition(|r| r.status == 200);
-    assert_eq!(won.len(), 1, "{replies:?}");
+    let answers: Vec<(u16, String)> = replies
+        .iter()
+        .map(|r| (r.status, r.error().to_string()))
+        .collect();
+    assert_eq!(won.len(), 1, "{answers:?}");
     for reply in lost {
         reply.assert_error(400, "invalid_grant");
     }
