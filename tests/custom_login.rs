@@ -143,7 +143,7 @@ async fn bad_tickets_are_refused_and_write_nothing(backend: Backend) {
             "valid for days",
             key.mint(&claims_with(
                 &victim,
-                json!({"exp": now + 3 * 24 * 3600_000i64}),
+                json!({"exp": now + 3 * 24 * 3_600_000i64}),
             )),
         ),
         (
