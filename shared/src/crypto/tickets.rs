@@ -23,6 +23,24 @@ pub const MAX_TICKET_LIFE_MS: i64 = 3_600_000;
 /// before expiry, so anything shorter would refresh without pause.
 pub const MIN_REFRESH_SECS: i64 = 60;
 
+/// Shorter RSA keys are refused at start: aws-lc would refuse every ticket they sign.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// The size of the RSA key of a SubjectPublicKeyInfo PEM; `None` when it is not one.
+fn rsa_bits(pem: &str) -> Option<usize> {
+    use base64::engine::general_purpose::STANDARD;
+    let body = pem
+        .trim()
+        .strip_prefix("-----BEGIN PUBLIC KEY-----")?
+        .strip_suffix("-----END PUBLIC KEY-----")?;
+    let der = STANDARD
+        .decode(body.split_whitespace().collect::<String>())
+        .ok()?;
+    aws_lc_rs::rsa::PublicEncryptingKey::from_der(&der)
+        .ok()
+        .map(|key| key.key_size_bits())
+}
+
 /// The public keys custom-login tickets are checked with, and the environment they must name.
 pub struct CustomLoginKeys {
     keys: HashMap<String, DecodingKey>,
@@ -73,9 +91,15 @@ impl CustomLoginKeys {
                         "key id `{id}` is not a private_key_id (1 to 128 printable characters, no `/`)"
                     )));
                 }
-                let key = DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| {
-                    bad(format!("key `{id}` is not an RSA public key in PEM form"))
-                })?;
+                let unusable = || {
+                    bad(format!(
+                        "key `{id}` is not an RSA public key of 2048 bits or more in PEM form (BEGIN PUBLIC KEY, as `openssl pkey -pubout` writes it)"
+                    ))
+                };
+                if rsa_bits(&pem).is_none_or(|bits| bits < MIN_RSA_BITS) {
+                    return Err(unusable());
+                }
+                let key = DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| unusable())?;
                 Ok((id, key))
             })
             .collect::<Result<_, _>>()?;
@@ -134,5 +158,49 @@ impl CustomLoginKeys {
             },
             fingerprint,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spki_pem(der: &[u8]) -> String {
+        use base64::engine::general_purpose::STANDARD;
+        let body = STANDARD.encode(der);
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        )
+    }
+
+    fn public_pem(size: aws_lc_rs::rsa::KeySize) -> String {
+        use aws_lc_rs::encoding::AsDer;
+        let pair = aws_lc_rs::rsa::PrivateDecryptingKey::generate(size).unwrap();
+        spki_pem(pair.public_key().as_der().unwrap().as_ref())
+    }
+
+    #[test]
+    fn the_keys_setting_is_a_json_object_of_rsa_public_keys_of_2048_bits_or_more() {
+        let good = public_pem(aws_lc_rs::rsa::KeySize::Rsa2048);
+        let json = serde_json::json!({ "key-1": good, "key-2": good }).to_string();
+        let keys = CustomLoginKeys::from_json(&json, "env").unwrap();
+        assert_eq!(keys.keys.len(), 2);
+        for bad in [
+            "not json".to_string(),
+            "{}".to_string(),
+            "[]".to_string(),
+            serde_json::json!({ "key": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----" }).to_string(),
+            serde_json::json!({ "a/b": good }).to_string(),
+            serde_json::json!({ "": good }).to_string(),
+        ] {
+            let err = CustomLoginKeys::from_json(&bad, "env").err().expect(&bad);
+            assert!(err.0.contains("AUTH_CUSTOM_LOGIN_KEYS"), "{err}");
+        }
     }
 }
