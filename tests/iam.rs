@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use test_support::fault_proxy::{Call, Fault, FaultProxy, Seen, Times};
 use test_support::server::{unique, unique_email, unique_phone, SENDER};
 use test_support::template::{strings_in, Statement, Template};
+use test_support::tickets::{self, claims, claims_with, now_ms, TicketKey};
 use test_support::{aws, moto, wechat};
 
 use process::{event, FunctionProcess, Invoked};
@@ -310,6 +311,9 @@ async fn every_function_uses_exactly_what_its_role_grants() {
     let verification_parameter = format!("/iam/{}/jwt-verification", unique("v"));
     let hash_parameter = format!("/iam/{}/hash", unique("h"));
     let wechat_parameter = format!("/iam/{}/wechat", unique("w"));
+    let ticket_key = TicketKey::generate("iam-key");
+    let tickets_parameter = format!("/iam/{}/custom-login", unique("c"));
+    aws::put_secure_parameter(&tickets_parameter, &tickets::keys_setting(&[&ticket_key])).await;
     aws::put_secure_parameter(&key_parameter, &aws::p256_pem()).await;
     aws::put_secure_parameter(&verification_parameter, &aws::ed25519_pem()).await;
     let hash_secret = unique("a secret hash key of some length ");
@@ -322,6 +326,7 @@ async fn every_function_uses_exactly_what_its_role_grants() {
         ),
         (hash_parameter.clone(), "SecretHashKeyParameterName"),
         (wechat_parameter.clone(), "WxOpenAppSecretParameterName"),
+        (tickets_parameter.clone(), "CustomLoginKeysParameterName"),
     ]);
     let mut env: Vec<(String, String)> = vec![
         ("AUTH_TABLE_NAME".into(), store.table().to_string()),
@@ -333,6 +338,8 @@ async fn every_function_uses_exactly_what_its_role_grants() {
             verification_parameter,
         ),
         ("AUTH_CODE_RESEND_INTERVAL_SECS".into(), "0".into()),
+        ("AUTH_ENV_ID".into(), tickets::ENV_ID.into()),
+        ("AUTH_CUSTOM_LOGIN_KEYS_PARAMETER".into(), tickets_parameter),
     ];
     for (name, value) in wechat::settings(&wechat_origin) {
         if name == "AUTH_WX_OPEN_APP_SECRET" {
@@ -728,6 +735,28 @@ async fn every_function_uses_exactly_what_its_role_grants() {
     run.ok(revoke_all().fault(Call::dynamodb("TransactWriteItems"), LOST_ANSWER))
         .await;
     run.refused(revoke_all(), 401).await;
+
+    // Custom login: a forged ticket is refused (and counted); the first ticket of a uid makes
+    // its account, the answer lost and settled; a ticket whose session cannot be written is
+    // taken back, and signs in when presented again.
+    let custom = |ticket: String| {
+        step("signin-custom", "POST", "/auth/v1/signin/custom")
+            .body(json!({"provider_id": "custom", "ticket": ticket}))
+    };
+    let employee = unique("Emp#");
+    let forger = TicketKey::generate("iam-key");
+    run.refused(custom(forger.mint(&claims(&employee))), 400)
+        .await;
+    run.ok(custom(ticket_key.mint(&claims(&employee)))
+        .fault(Call::dynamodb("TransactWriteItems"), LOST_ANSWER))
+        .await;
+    let later = ticket_key.mint(&claims_with(&employee, json!({"iat": now_ms() - 1})));
+    run.refused(
+        custom(later.clone()).fault(Call::dynamodb_on("PutItem", "SESSION#"), Fault::Reject),
+        503,
+    )
+    .await;
+    run.ok(custom(later)).await;
 
     let used = run.actions_used();
     let granted = actions_granted();

@@ -42,6 +42,7 @@ impl Deployment {
             identity_provider: Arc::new(Unwired),
             clock: Arc::new(SystemClock),
             access_tokens,
+            custom_login: None,
             secrets: SecretHasher::new(secret_hash_key(HASH_SECRET).unwrap()),
             passwords: PasswordHasher::new(),
         };

@@ -21,6 +21,7 @@ use std::sync::Mutex;
 
 use serde_json::{json, Value};
 use test_support::server::{unique, unique_email, SENDER};
+use test_support::tickets::{self, TicketKey};
 use test_support::{aws, logscan, moto, wechat};
 
 use process::{event, FunctionProcess, Invoked};
@@ -105,7 +106,13 @@ async fn each_function_binary_serves_its_step_of_the_seed_flow_through_the_runti
     let wechat_origin = wechat::start().await;
     let pem = aws::p256_pem();
     let hash_secret = unique("a secret hash key of some length ");
+    let ticket_key = TicketKey::generate("runtime-key");
     let mut env: Vec<(String, String)> = vec![
+        ("AUTH_ENV_ID".into(), tickets::ENV_ID.into()),
+        (
+            "AUTH_CUSTOM_LOGIN_KEYS".into(),
+            tickets::keys_setting(&[&ticket_key]),
+        ),
         ("AWS_ENDPOINT_URL".into(), moto::endpoint()),
         ("AUTH_TABLE_NAME".into(), store.table().to_string()),
         ("AUTH_EMAIL_FROM".into(), SENDER.into()),
@@ -630,6 +637,41 @@ async fn each_function_binary_serves_its_step_of_the_seed_flow_through_the_runti
         "a deleted account still reads: {}",
         gone.body
     );
+
+    // `signin-custom` signs in the app's own user by a ticket its backend minted.
+    let employee = unique("Emp#");
+    let ticket = ticket_key.mint(&tickets::claims(&employee));
+    let by_ticket = ok(
+        &functions
+            .call(
+                "signin-custom",
+                "POST",
+                "/auth/v1/signin/custom",
+                None,
+                Some(json!({"provider_id": "custom", "ticket": ticket})),
+            )
+            .await,
+        "signin-custom",
+    );
+    let ticket_access = text(&by_ticket, "access_token");
+    let me = ok(
+        &functions
+            .call(
+                "user-me",
+                "GET",
+                "/auth/v1/user/me",
+                Some(&ticket_access),
+                None,
+            )
+            .await,
+        "user-me of the ticket's account",
+    );
+    assert_eq!(me["providers"][0]["provider_user_id"], employee.as_str());
+    secrets.extend([
+        ticket.rsplit('.').next().unwrap_or_default().to_string(),
+        ticket_access,
+        text(&by_ticket, "refresh_token"),
+    ]);
 
     // Every function binary of the route table was started and served its request.
     let started: BTreeSet<String> = functions.started.lock().unwrap().iter().cloned().collect();

@@ -338,7 +338,10 @@ fn the_import_reader_sees_use_trees_inline_paths_and_super() {
     let modules: BTreeMap<Module, String> = [
         ("", ""),
         ("a", ""),
-        ("a::b", "use super::c::{X, d::{Y as Z}};\nfn f() { crate::e::g(); }"),
+        (
+            "a::b",
+            "use super::c::{X, d::{Y as Z}};\nfn f() { crate::e::g(); }",
+        ),
         ("a::c", "// use crate::e;\nconst S: &str = \"crate::e::h\";"),
         ("a::c::d", ""),
         ("e", "use crate::a::b::K;"),

@@ -3,6 +3,7 @@
 //! through moto_server. Its npm packages come from `npm ci`, run by the test support when missing.
 
 use test_support::server::{Backend, Server};
+use test_support::tickets::{self, TicketKey};
 use test_support::{node, wechat};
 
 const EXE: &str = env!("CARGO_BIN_EXE_local-api");
@@ -12,6 +13,7 @@ const SDK_TESTS: u32 = 11; // sdk.test.mjs
 const ACCOUNT_TESTS: u32 = 8; // account.test.mjs
 const OTP_TESTS: u32 = 10; // otp.test.mjs
 const PASSWORD_TESTS: u32 = 7; // password.test.mjs
+const CUSTOM_TESTS: u32 = 5; // custom.test.mjs
 
 async fn run_sdk_suite(backend: Backend) {
     let dir = node::suite("e2e").await;
@@ -27,6 +29,15 @@ async fn run_sdk_suite(backend: Backend) {
     settings.push(("AUTH_CODE_SENDS_PER_IP_PER_HOUR", "1000".into()));
     // Every test signs up accounts of its own, all from this one client.
     settings.push(("AUTH_SIGNUPS_PER_IP_PER_HOUR", "1000".into()));
+    // Custom login: the key pair made by the README's openssl commands, its public half with
+    // the server, the credentials file `@cloudbase/node-sdk` reads with the suite.
+    let ticket_key = TicketKey::generate("e2e-key");
+    settings.push(("AUTH_ENV_ID", tickets::ENV_ID.into()));
+    settings.push((
+        "AUTH_CUSTOM_LOGIN_KEYS",
+        tickets::keys_setting(&[&ticket_key]),
+    ));
+    let custom_credentials = ticket_key.credentials(tickets::ENV_ID).to_string();
     let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let server = Server::start(EXE, backend, &pairs).await;
     let moto = match backend {
@@ -36,6 +47,8 @@ async fn run_sdk_suite(backend: Backend) {
     let mut env = vec![
         ("AUTH_API_ORIGIN", server.origin.as_str()),
         ("E2E_REFRESH_GRACE_SECS", REFRESH_GRACE_SECS),
+        ("E2E_ENV_ID", tickets::ENV_ID),
+        ("E2E_CUSTOM_CREDENTIALS", custom_credentials.as_str()),
     ];
     match backend {
         Backend::Embedded => env.push(("E2E_CODE_SOURCE", "outbox")),
@@ -44,7 +57,7 @@ async fn run_sdk_suite(backend: Backend) {
     node::run(
         &dir,
         &env,
-        SDK_TESTS + ACCOUNT_TESTS + OTP_TESTS + PASSWORD_TESTS,
+        SDK_TESTS + ACCOUNT_TESTS + OTP_TESTS + PASSWORD_TESTS + CUSTOM_TESTS,
         &server,
         &format!("the SDK suite on {backend:?}"),
     )

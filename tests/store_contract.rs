@@ -3,10 +3,10 @@
 //! on a table of its own. The race tests run against DynamoDB only.
 
 use shared::domain::{
-    Address, DisplayName, Email, Gender, LoginKey, PhoneNumber, Picture, ProviderId,
+    Address, CustomUid, DisplayName, Email, Gender, LoginKey, PhoneNumber, Picture, ProviderId,
     ProviderIdentity, ProviderLink, ProviderProfile, ProviderToken, SecretHash, SecretHasher,
-    SecretToken, Session, SessionId, SudoToken, UnixTime, User, UserId, Username, Verification,
-    VerificationId, VerificationToken, VerifiedAddress,
+    SecretToken, Session, SessionId, SessionLimits, SudoToken, UnixTime, User, UserId, Username,
+    Verification, VerificationId, VerificationToken, VerifiedAddress,
 };
 use shared::ports::{
     AccountChange, AccountDeletion, ChangeRejected, Clock, Directory, Login, Spend, Store,
@@ -93,6 +93,9 @@ contract_tests!(
     a_password_change_keeping_an_ended_session_is_rejected_and_writes_nothing,
     a_reset_spends_a_token_for_its_address_once_with_the_new_password,
     moving_the_epoch_alone_is_repeated_on_every_login_key,
+    // Custom-login tickets (issue 25).
+    a_custom_uid_is_a_login_key_of_one_account_released_by_deletion,
+    a_sessions_limits_read_back_and_outlast_rotation,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -139,6 +142,7 @@ fn new_user() -> User {
         name: Some(DisplayName::parse("Test User").unwrap()),
         password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_string()),
         providers: Vec::new(),
+        custom_uid: None,
         picture: None,
         gender: None,
         created_at: at,
@@ -276,6 +280,7 @@ fn new_session(user: &User, expires_at: UnixTime) -> Session {
         generation: 0,
         authenticated_at: now(),
         epoch: user.session_epoch,
+        limits: SessionLimits::default(),
     }
 }
 
@@ -2473,4 +2478,78 @@ async fn dynamodb_items_stored_before_the_epoch_read_as_epoch_zero() {
     let mut rename = change(&user, |u| u.name = None);
     rename.sudo = Some(sudo);
     assert_eq!(store.apply(&rename).await.unwrap(), Ok(()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom-login tickets (issue 25)
+
+fn new_custom_uid() -> CustomUid {
+    CustomUid::parse(&format!("Emp#{}", random_hex(12))).unwrap()
+}
+
+async fn a_custom_uid_is_a_login_key_of_one_account_released_by_deletion(store: &dyn Store) {
+    let uid = new_custom_uid();
+    let key = LoginKey::Custom(uid.clone());
+    let mut first = new_user();
+    first.custom_uid = Some(uid.clone());
+    create(store, &first).await;
+    assert_eq!(store.login(&key).await.unwrap(), Some(login_of(&first)));
+    assert_eq!(
+        stored_user(store, &first.id).await.custom_uid,
+        Some(uid.clone())
+    );
+    let mut second = new_user();
+    second.custom_uid = Some(uid.clone());
+    assert_eq!(
+        store.apply(&creation(&second)).await.unwrap(),
+        Err(ChangeRejected::Taken(key.clone()))
+    );
+    assert!(
+        store.user(&second.id).await.unwrap().is_none(),
+        "nothing of it was written"
+    );
+    // Deleting the account frees the uid: its next ticket makes a new account.
+    let (_, sudo) = signed_in_with_sudo(store, &first).await;
+    let deletion = AccountDeletion {
+        user: stored_user(store, &first.id).await,
+        sudo,
+        now: now(),
+    };
+    assert_eq!(store.delete_account(&deletion).await.unwrap(), Ok(()));
+    assert_eq!(owner_of(store, &key).await, None);
+    create(store, &second).await;
+    assert_eq!(owner_of(store, &key).await, Some(second.id.clone()));
+}
+
+async fn a_sessions_limits_read_back_and_outlast_rotation(store: &dyn Store) {
+    let user = new_user();
+    create(store, &user).await;
+    let mut session = new_session(&user, now() + 600);
+    session.limits = SessionLimits {
+        ends_at: Some(now() + 600),
+        access_token_ttl_secs: Some(120),
+    };
+    store.create_session(&session).await.unwrap();
+    let stored = store
+        .session(&session.id)
+        .await
+        .unwrap()
+        .expect("the session");
+    assert_eq!(stored.limits, session.limits);
+    let next = new_hash();
+    assert!(store
+        .rotate_refresh_token(
+            &session.id,
+            &session.refresh_hash,
+            &next,
+            1,
+            now() + 300,
+            now()
+        )
+        .await
+        .unwrap());
+    let (rotated, _) = store.session_and_user(&session.id, &user.id).await.unwrap();
+    let rotated = rotated.expect("the session");
+    assert_eq!(rotated.limits, session.limits);
+    assert_eq!(rotated.generation, 1);
 }

@@ -45,6 +45,11 @@ fn calls_wechat(operation: Operation) -> bool {
     matches!(operation, Operation::GrantProviderToken)
 }
 
+/// Operations that check custom-login tickets with the keys of `AUTH_CUSTOM_LOGIN_KEYS`.
+fn checks_custom_tickets(operation: Operation) -> bool {
+    matches!(operation, Operation::SignInCustom)
+}
+
 /// The CloudBase SDK gives up on a call after this many seconds.
 const SDK_DEADLINE_SECS: u64 = 10;
 
@@ -508,6 +513,10 @@ fn each_function_main_wires_exactly_the_adapters_its_operations_use() {
                 operations.iter().copied().any(calls_wechat),
                 ".with_wechat()",
             ),
+            (
+                operations.iter().copied().any(checks_custom_tickets),
+                ".with_custom_login()",
+            ),
         ] {
             assert_eq!(
                 main.contains(wiring),
@@ -526,6 +535,9 @@ fn secrets_reach_the_functions_only_as_ssm_parameter_names() {
     );
     let wx_arn = sub(
         "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WxOpenAppSecretParameterName}",
+    );
+    let custom_arn = sub(
+        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${CustomLoginKeysParameterName}",
     );
     for function in template.functions() {
         let binary = function.binary.as_str();
@@ -587,6 +599,10 @@ fn secrets_reach_the_functions_only_as_ssm_parameter_names() {
         if uses_wechat {
             want.push(wx_arn.clone());
         }
+        let checks_tickets = operations_of(binary).into_iter().any(checks_custom_tickets);
+        if checks_tickets {
+            want.push(custom_arn.clone());
+        }
         want.sort_by_key(text);
         assert_eq!(parameters, want, "`{binary}`: the parameters it may read");
         for var in [
@@ -598,6 +614,20 @@ fn secrets_reach_the_functions_only_as_ssm_parameter_names() {
                 env.contains_key(var),
                 uses_wechat,
                 "`{binary}`: {var} belongs to the functions that call WeChat"
+            );
+        }
+        for (var, parameter) in [
+            ("AUTH_ENV_ID", "EnvId"),
+            (
+                "AUTH_CUSTOM_LOGIN_KEYS_PARAMETER",
+                "CustomLoginKeysParameterName",
+            ),
+        ] {
+            let expected = checks_tickets.then(|| reference(parameter));
+            assert_eq!(
+                env.get(var),
+                expected.as_ref(),
+                "`{binary}`: {var} belongs to the function that checks custom-login tickets"
             );
         }
         for statement in grants(&statements, "kms:Decrypt") {
@@ -744,6 +774,8 @@ fn the_template_takes_its_settings_as_parameters_and_outputs_the_api_and_table()
         "WxOpenAppId",
         "JwtPrivateKeyParameterName",
         "WxOpenAppSecretParameterName",
+        "EnvId",
+        "CustomLoginKeysParameterName",
         "LogRetentionDays",
     ] {
         assert!(parameters.contains_key(name), "parameter {name}");
@@ -755,6 +787,12 @@ fn the_template_takes_its_settings_as_parameters_and_outputs_the_api_and_table()
         "WeChat is off unless configured"
     );
     assert_eq!(default("WxOpenAppSecretParameterName").as_deref(), Some(""));
+    assert_eq!(
+        default("EnvId").as_deref(),
+        Some(""),
+        "custom login is off unless configured"
+    );
+    assert_eq!(default("CustomLoginKeysParameterName").as_deref(), Some(""));
     let outputs = template.root["Outputs"].as_mapping().expect("Outputs");
     assert!(outputs.contains_key("ApiUrl") && outputs.contains_key("TableName"));
 }

@@ -11,6 +11,7 @@ use crate::adapters::outbox::Outbox;
 use crate::adapters::unwired::Unwired;
 use crate::adapters::wechat::{WeChat, WeChatApp};
 use crate::config::{ConfigError, DeliveryKind, Runtime, SecretSource, Settings, StoreKind};
+use crate::crypto::tickets::CustomLoginKeys;
 use crate::crypto::{AccessTokens, PasswordHasher};
 use crate::domain::SecretHasher;
 use crate::ops::App;
@@ -180,6 +181,8 @@ pub struct Wiring {
     message_delivery: Option<MakeDelivery>,
     wechat: Option<MakeIdentityProvider>,
     directory: Option<MakeDirectory>,
+    /// Whether it reads the custom-login public keys (`AUTH_CUSTOM_LOGIN_KEYS`).
+    custom_login: bool,
 }
 
 /// The store the settings chose, before it is shared as a `dyn Store`.
@@ -200,6 +203,7 @@ impl Wiring {
         message_delivery: Some(aws_delivery),
         wechat: Some(wechat),
         directory: Some(directory),
+        custom_login: true,
     };
 
     /// A Lambda function: the store, and AWS configuration from what the Lambda runtime puts
@@ -210,12 +214,21 @@ impl Wiring {
         message_delivery: None,
         wechat: None,
         directory: None,
+        custom_login: false,
     };
 
     /// For functions that send codes or notices: SES for email, SNS for SMS.
     pub const fn with_message_delivery(self) -> Self {
         Self {
             message_delivery: Some(aws_delivery),
+            ..self
+        }
+    }
+
+    /// For the function that signs in with custom-login tickets.
+    pub const fn with_custom_login(self) -> Self {
+        Self {
+            custom_login: true,
             ..self
         }
     }
@@ -358,11 +371,17 @@ pub async fn build_wired(settings: Settings, wiring: Wiring) -> Result<Built, Co
         .wx_open
         .as_ref()
         .filter(|_| wiring.wechat.is_some());
+    // Only the custom-login function reads its keys.
+    let custom_login_keys = settings
+        .custom_login_keys
+        .as_ref()
+        .filter(|_| wiring.custom_login);
     let uses_ssm = [
         settings.jwt_private_key.as_ref(),
         settings.jwt_verification_keys.as_ref(),
         settings.secret_hash_key.as_ref(),
         wx_open.map(|w| &w.app_secret),
+        custom_login_keys,
     ]
     .into_iter()
     .flatten()
@@ -379,7 +398,7 @@ pub async fn build_wired(settings: Settings, wiring: Wiring) -> Result<Built, Co
     };
     // The secrets are read concurrently: one round trip, not one per secret.
     let optional = |source, variable| resolve_optional(source, variable, aws.as_ref());
-    let (signing_key, verification_keys, hash_secret, wechat_secret) = tokio::join!(
+    let (signing_key, verification_keys, hash_secret, wechat_secret, custom_keys) = tokio::join!(
         optional(settings.jwt_private_key.as_ref(), "AUTH_JWT_PRIVATE_KEY"),
         optional(
             settings.jwt_verification_keys.as_ref(),
@@ -387,7 +406,12 @@ pub async fn build_wired(settings: Settings, wiring: Wiring) -> Result<Built, Co
         ),
         optional(settings.secret_hash_key.as_ref(), "AUTH_SECRET_HASH_KEY"),
         optional(wx_open.map(|w| &w.app_secret), "AUTH_WX_OPEN_APP_SECRET"),
+        optional(custom_login_keys, "AUTH_CUSTOM_LOGIN_KEYS"),
     );
+    let custom_login = match (custom_keys?, settings.env_id.as_deref()) {
+        (Some(json), Some(env_id)) => Some(CustomLoginKeys::from_json(&json, env_id)?),
+        _ => None,
+    };
     let audience = &settings.jwt_audience;
     let access_tokens = match signing_key? {
         Some(pem) => {
@@ -450,6 +474,7 @@ pub async fn build_wired(settings: Settings, wiring: Wiring) -> Result<Built, Co
             identity_provider,
             clock: Arc::new(SystemClock),
             access_tokens,
+            custom_login,
             secrets,
             passwords: PasswordHasher::new(),
         },

@@ -112,6 +112,11 @@ pub struct Settings {
     /// The secret the hashes of stored secrets are keyed with; the local server makes one up.
     pub secret_hash_key: Option<SecretSource>,
     pub wx_open: Option<WxOpenSettings>,
+    /// `AUTH_ENV_ID`: the CloudBase environment id custom-login tickets must name in `env`.
+    pub env_id: Option<String>,
+    /// `AUTH_CUSTOM_LOGIN_KEYS`: the JSON object of custom-login public keys by
+    /// `private_key_id`; custom login is off while unset.
+    pub custom_login_keys: Option<SecretSource>,
     pub wechat_api_base: String,
     pub wechat_timeout_ms: u64,
 }
@@ -236,6 +241,13 @@ impl Settings {
                 ))
             }
         };
+        let env_id = env.text("AUTH_ENV_ID");
+        let custom_login_keys = env.secret("AUTH_CUSTOM_LOGIN_KEYS")?;
+        if custom_login_keys.is_some() && env_id.is_none() {
+            return Err(ConfigError(
+                "AUTH_ENV_ID is not set: custom-login tickets (AUTH_CUSTOM_LOGIN_KEYS) must name the environment id in `env`".into(),
+            ));
+        }
         let settings = Settings {
             runtime,
             port: env.number("PORT", 3000)?,
@@ -291,6 +303,8 @@ impl Settings {
             jwt_verification_keys: env.secret("AUTH_JWT_VERIFICATION_KEYS")?,
             secret_hash_key: env.secret("AUTH_SECRET_HASH_KEY")?,
             wx_open,
+            env_id,
+            custom_login_keys,
             wechat_api_base: env
                 .text("AUTH_WECHAT_API_BASE")
                 .unwrap_or("https://api.weixin.qq.com".into())
@@ -473,6 +487,32 @@ mod tests {
                 defaults.username_hold_secs,
             ),
             (5, 20, 2000, 10, 2_592_000)
+        );
+    }
+
+    #[test]
+    fn custom_login_keys_need_the_environment_id() {
+        let err = Settings::from_vars(
+            Runtime::Local,
+            &vars(&[("AUTH_CUSTOM_LOGIN_KEYS", r#"{"k": "pem"}"#)]),
+        )
+        .unwrap_err();
+        assert!(err.0.contains("AUTH_ENV_ID"), "{err}");
+        let settings = Settings::from_vars(
+            Runtime::Lambda,
+            &vars(&[
+                ("AUTH_TABLE_NAME", "t"),
+                ("AUTH_EMAIL_FROM", "a@b.co"),
+                ("AUTH_JWT_PRIVATE_KEY_PARAMETER", "/auth/jwt"),
+                ("AUTH_SECRET_HASH_KEY_PARAMETER", "/auth/hash"),
+                ("AUTH_ENV_ID", "env-1"),
+                ("AUTH_CUSTOM_LOGIN_KEYS_PARAMETER", "/auth/custom"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.env_id.as_deref(), Some("env-1"));
+        assert!(
+            matches!(settings.custom_login_keys, Some(SecretSource::SsmParameter(ref p)) if p == "/auth/custom")
         );
     }
 

@@ -1,4 +1,7 @@
-//! Access tokens (JWTs signed with ES256 by default) and password hashing (Argon2id).
+//! Access tokens (JWTs signed with ES256 by default) and password hashing (Argon2id); the
+//! custom-login tickets of an app's backend are checked in `tickets`.
+
+pub mod tickets;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{

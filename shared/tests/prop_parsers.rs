@@ -523,6 +523,7 @@ proptest! {
                     prop_assert_eq!(Username::parse(&candidate), Ok(name));
                 }
                 LoginKey::Provider(_) => prop_assert!(false, "a sign-in name is never a provider"),
+                LoginKey::Custom(_) => prop_assert!(false, "a sign-in name is never a custom uid"),
             }
         }
         // Every accepted email and phone number is a sign-in name for the same address.

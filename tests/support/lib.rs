@@ -10,6 +10,7 @@ pub mod node;
 pub mod provision;
 pub mod server;
 pub mod template;
+pub mod tickets;
 pub mod wechat;
 
 /// Declares each named `async fn name(backend: Backend)` of the suite as two tests: `embedded::name`

@@ -8,7 +8,7 @@ const source = settings.store === 'dynamodb'
   ? 'Read from the DynamoDB table with a scan.'
   : 'Read from the embedded store.';
 const status = el('p', { class: 'status', role: 'status', 'data-ok': `${source} Updated every 2 seconds (the page polls the server).` });
-const filter = el('input', { id: 'filter', type: 'search', placeholder: 'a username, name, email, phone, WeChat id or account id', autocomplete: 'off' });
+const filter = el('input', { id: 'filter', type: 'search', placeholder: 'a username, name, email, phone, WeChat id, custom-login uid or account id', autocomplete: 'off' });
 const count = el('p', { class: 'count', id: 'count' });
 const list = el('div', { id: 'accounts' });
 main.append(
@@ -21,7 +21,7 @@ let shown = '';
 
 function identifiers(account) {
   return [account.sub, account.username, account.name, account.email, account.phone_number,
-    account.phone_number?.replace(/\s+/g, ''),
+    account.phone_number?.replace(/\s+/g, ''), account.custom_uid,
     ...account.providers.flatMap((p) => [p.subject, p.name, p.provider_id])]
     .filter(Boolean).map((s) => String(s).toLowerCase());
 }
@@ -42,7 +42,7 @@ function card(account) {
     })))
     : el('p', { class: 'none', text: 'No live sessions.' });
   return el('article', { class: 'account', 'data-sub': account.sub },
-    el('h2', { text: account.username || account.email || account.phone_number || account.name || account.sub }),
+    el('h2', { text: account.username || account.email || account.phone_number || account.name || account.custom_uid || account.sub }),
     el('dl', {},
       field('Username', account.username),
       field('Profile name', account.name),
@@ -50,6 +50,7 @@ function card(account) {
       field('Phone', account.phone_number),
       field('Password', account.has_password ? 'set' : null),
       field('WeChat', wechat, 'multiline'),
+      field('Custom-login uid', account.custom_uid, 'mono'),
       field('Account id (sub)', account.sub, 'mono'),
       field('Created', when(account.created_at)),
       field('Updated', when(account.updated_at))),

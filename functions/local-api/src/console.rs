@@ -174,6 +174,7 @@ fn account_json(listing: &AccountListing) -> Value {
         "email": text(user.email.as_ref().map(|e| e.as_str())),
         "phone_number": user.phone.as_ref().map(|p| p.display()),
         "has_password": user.password_hash.is_some(),
+        "custom_uid": text(user.custom_uid.as_ref().map(|uid| uid.as_str())),
         "providers": user.providers.iter().map(|link| json!({
             "provider_id": link.identity.provider.as_str(),
             "subject": link.identity.subject,

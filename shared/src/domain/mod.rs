@@ -182,12 +182,96 @@ pub struct ProviderProfile {
     pub picture: Option<String>,
 }
 
+/// The app's own id of a user, as its backend names them in a custom-login ticket
+/// (`createTicket(uid)`): 4 to 32 of the characters `@cloudbase/node-sdk` allows (letters,
+/// digits and `_-#@~=*(){}[]:.,<>+`), kept exactly as given.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CustomUid(String);
+
+impl CustomUid {
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"_-#@~=*(){}[]:.,<>+".contains(&b);
+        if (4..=32).contains(&raw.len()) && raw.bytes().all(allowed) {
+            Ok(Self(raw.to_string()))
+        } else {
+            Err(InvalidInput::new(
+                "uid",
+                "must be 4 to 32 letters, digits or _-#@~=*(){}[]:.,<>+",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A custom-login ticket as the app's backend mints it (`createTicket`), checked for shape
+/// only: `<private_key_id>/@@/<JWT>`. Whether it is genuine is for `crypto::tickets`. A
+/// bearer credential until spent: `Debug` shows only the key id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CustomTicket {
+    key_id: String,
+    jwt: String,
+}
+
+impl CustomTicket {
+    /// Far above the ~700 bytes `createTicket` mints, far below the body limit.
+    pub const MAX_LEN: usize = 4096;
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let invalid = || {
+            InvalidInput::new(
+                "ticket",
+                "is not a custom login ticket (<private_key_id>/@@/<JWT>)",
+            )
+        };
+        if raw.len() > Self::MAX_LEN {
+            return Err(InvalidInput::new("ticket", "is too long"));
+        }
+        let (key_id, jwt) = raw.trim().split_once("/@@/").ok_or_else(invalid)?;
+        let key_id_ok = (1..=128).contains(&key_id.len())
+            && key_id.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+        let base64url = |part: &str| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        let parts: Vec<&str> = jwt.split('.').collect();
+        if !key_id_ok || parts.len() != 3 || !parts.iter().all(|part| base64url(part)) {
+            return Err(invalid());
+        }
+        Ok(Self {
+            key_id: key_id.to_string(),
+            jwt: jwt.to_string(),
+        })
+    }
+
+    /// The `private_key_id` of the credentials that minted it.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    pub fn jwt(&self) -> &str {
+        &self.jwt
+    }
+}
+
+impl fmt::Debug for CustomTicket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CustomTicket({}/@@/<redacted>)", self.key_id)
+    }
+}
+
 /// Anything a person can sign in with; each belongs to at most one account.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum LoginKey {
     Username(Username),
     Address(Address),
     Provider(ProviderIdentity),
+    /// The app's own user id, signed in by its backend's custom-login tickets.
+    Custom(CustomUid),
 }
 
 impl LoginKey {
@@ -205,6 +289,7 @@ impl LoginKey {
                     identity.subject
                 )
             }
+            LoginKey::Custom(uid) => format!("custom#{}", uid.as_str()),
         }
     }
 }
@@ -227,6 +312,9 @@ pub struct User {
     /// Argon2id in PHC string form.
     pub password_hash: Option<String>,
     pub providers: Vec<ProviderLink>,
+    /// The app's own id of this user, when its backend signs them in with custom-login
+    /// tickets: set by the first ticket for that id, which created the account.
+    pub custom_uid: Option<CustomUid>,
     /// Set by the user (profile edit); a provider's picture is shown while this is unset.
     pub picture: Option<Picture>,
     pub gender: Option<Gender>,
@@ -262,6 +350,7 @@ impl User {
                 .iter()
                 .map(|l| LoginKey::Provider(l.identity.clone())),
         );
+        keys.extend(self.custom_uid.clone().map(LoginKey::Custom));
         keys
     }
 
@@ -289,11 +378,13 @@ impl User {
     }
 
     /// Ways left to sign in: a code to a bound email or phone number (`signInWithOtp`), a
-    /// password with a username to go with it, or a provider.
+    /// password with a username to go with it, a provider, or the app's backend minting a
+    /// custom-login ticket for its uid.
     pub fn sign_in_methods(&self) -> usize {
         let by_code = usize::from(self.email.is_some()) + usize::from(self.phone.is_some());
         let by_password = usize::from(self.username.is_some() && self.password_hash.is_some());
-        by_code + by_password + self.providers.len()
+        let by_ticket = usize::from(self.custom_uid.is_some());
+        by_code + by_password + self.providers.len() + by_ticket
     }
 }
 
@@ -315,6 +406,18 @@ pub struct Session {
     pub authenticated_at: UnixTime,
     /// The account's `session_epoch` this session belongs to; alive only while they match.
     pub epoch: u64,
+    /// Bounds the sign-in set beyond the deployment's own (a custom-login ticket's `expire`
+    /// and `refresh`): the latest the session may live, and the life of its access tokens.
+    pub limits: SessionLimits,
+}
+
+/// What a sign-in may shorten of a session's lives; `None` leaves the deployment's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// The session ends by this time however it is refreshed.
+    pub ends_at: Option<UnixTime>,
+    /// Each access token of the session lives at most this long.
+    pub access_token_ttl_secs: Option<i64>,
 }
 
 /// A code sent to an address, waiting to be verified.
@@ -393,5 +496,54 @@ mod tests {
     fn login_keys_name_their_kind() {
         let email = Address::Email(Email::parse("A@x.io").unwrap());
         assert_eq!(LoginKey::Address(email).storage_key(), "email#a@x.io");
+        let uid = CustomUid::parse("Emp#0042").unwrap();
+        assert_eq!(LoginKey::Custom(uid).storage_key(), "custom#Emp#0042");
+    }
+
+    #[test]
+    fn only_the_shape_of_a_ticket_parses() {
+        let ticket = CustomTicket::parse("key-1/@@/aGVhZA.Ym9keQ.c2ln").unwrap();
+        assert_eq!(ticket.key_id(), "key-1");
+        assert_eq!(ticket.jwt(), "aGVhZA.Ym9keQ.c2ln");
+        assert!(!format!("{ticket:?}").contains("Ym9keQ"));
+        let huge = format!("k/@@/a.{}.c", "b".repeat(CustomTicket::MAX_LEN));
+        for bad in [
+            "",
+            "aGVhZA.Ym9keQ.c2ln",
+            "/@@/aGVhZA.Ym9keQ.c2ln",
+            "key/@@/",
+            "key/@@/aGVhZA.Ym9keQ",
+            "key/@@/aGVhZA.Ym9keQ.",
+            "key/@@/aGVhZA.Ym9keQ.c2ln.ZXh0cmE",
+            "key/@@/aGVh+A.Ym9keQ.c2ln",
+            "a key/@@/aGVhZA.Ym9keQ.c2ln",
+            &huge,
+        ] {
+            assert!(CustomTicket::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn custom_uids_are_what_the_node_sdk_mints() {
+        for good in [
+            "abcd",
+            "user_01",
+            "Emp#0042",
+            "a-b~c=d*(e){f}[g]:h.i,j<k>l+m@n",
+            &"x".repeat(32),
+        ] {
+            assert_eq!(CustomUid::parse(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "abc",
+            &"x".repeat(33),
+            "with space",
+            "slash/",
+            "quote\"",
+            "ümlaut",
+            "tab\tx",
+        ] {
+            assert!(CustomUid::parse(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 }

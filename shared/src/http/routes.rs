@@ -36,6 +36,8 @@ pub enum Operation {
     OpenIdConfiguration,
     /// A new anonymous account and its session (`signInAnonymously`).
     SignInAnonymously,
+    /// A custom-login ticket of the app's backend (`signInWithCustomTicket`, issue 25).
+    SignInCustom,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,6 +178,12 @@ pub const ROUTES: &[Route] = &[
         "/auth/v1/signin/anonymously",
         Operation::SignInAnonymously,
         "signin-anonymously",
+    ),
+    route(
+        "POST",
+        "/auth/v1/signin/custom",
+        Operation::SignInCustom,
+        "signin-custom",
     ),
 ];
 

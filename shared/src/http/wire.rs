@@ -79,6 +79,9 @@ impl From<Credentials> for CredentialsAnswer {
     }
 }
 
+/// The `provider_id` of custom-login tickets, in requests and in the user's `providers`.
+pub const CUSTOM_PROVIDER_ID: &str = "custom";
+
 #[derive(Serialize)]
 pub struct ProviderSummary {
     pub id: &'static str,
@@ -176,7 +179,16 @@ impl From<&User> for UserAnswer {
             email_verified: user.email.is_some(),
             locale: "",
             groups: Vec::new(),
-            providers: user.providers.iter().map(ProviderSummary::from).collect(),
+            providers: user
+                .providers
+                .iter()
+                .map(ProviderSummary::from)
+                .chain(user.custom_uid.as_ref().map(|uid| ProviderSummary {
+                    id: CUSTOM_PROVIDER_ID,
+                    provider_user_id: uid.as_str().to_string(),
+                    name: String::new(),
+                }))
+                .collect(),
             created_at: rfc3339(user.created_at),
             updated_at: rfc3339(user.updated_at),
         }
@@ -248,6 +260,7 @@ mod tests {
             name: None,
             password_hash: password_hash.map(str::to_string),
             providers: Vec::new(),
+            custom_uid: None,
             picture: None,
             gender: None,
             created_at: 0,
@@ -267,5 +280,16 @@ mod tests {
         let without = serde_json::to_value(UserAnswer::from(&user(None))).unwrap();
         assert!(without.get("password").is_none(), "{without}");
         assert_eq!(without["gender"], "UNKNOWN");
+    }
+
+    #[test]
+    fn the_user_names_its_custom_login_uid_among_its_providers() {
+        let mut custom = user(None);
+        custom.custom_uid = Some(crate::domain::CustomUid::parse("Emp#0042").unwrap());
+        let answer = serde_json::to_value(UserAnswer::from(&custom)).unwrap();
+        assert_eq!(
+            answer["providers"],
+            serde_json::json!([{"id": "custom", "provider_user_id": "Emp#0042", "name": ""}])
+        );
     }
 }

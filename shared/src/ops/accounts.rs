@@ -2,8 +2,8 @@
 
 use crate::crypto::Scope;
 use crate::domain::{
-    Address, DisplayName, Email, LoginKey, Password, PhoneNumber, ProviderLink, SecretToken, User,
-    UserId, Username,
+    Address, DisplayName, Email, LoginKey, Password, PhoneNumber, ProviderLink, SecretToken,
+    UnixTime, User, UserId, Username,
 };
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountChange, ChangeRejected, Spend};
@@ -12,8 +12,8 @@ use std::net::IpAddr;
 
 use super::changes::taken;
 use super::{
-    credentials, new_session, purpose, session_is_alive, start_session, App, ClientCount,
-    Credentials, PasswordThrottle, Principal, RefreshToken,
+    credentials, new_session, purpose, session_credentials, session_is_alive, start_session, App,
+    ClientCount, Credentials, PasswordThrottle, Principal, RefreshToken,
 };
 
 /// How many rotations back a retired refresh token is still recognised as this session's.
@@ -113,6 +113,7 @@ pub async fn sign_up(
         name: request.name,
         password_hash: None,
         providers: Vec::new(),
+        custom_uid: None,
         picture: None,
         gender: None,
         created_at: now,
@@ -297,7 +298,8 @@ pub async fn refresh(app: &App, token: RefreshToken, issuer: &str) -> AuthResult
     let next = successor(app, &token.secret);
     if presented.matches(&session.refresh_hash) {
         let expires_at = (now + settings.refresh_token_ttl_secs)
-            .min(session.created_at + settings.session_max_lifetime_secs);
+            .min(session.created_at + settings.session_max_lifetime_secs)
+            .min(session.limits.ends_at.unwrap_or(UnixTime::MAX));
         if expires_at <= now {
             return Err(AuthError::InvalidGrant);
         }
@@ -313,14 +315,14 @@ pub async fn refresh(app: &App, token: RefreshToken, issuer: &str) -> AuthResult
             )
             .await?
         {
-            return credentials(app, issuer, &session.user_id, session.id, next, scope, now);
+            return session_credentials(app, issuer, &session, next, scope, now);
         }
         // Rotated by another request since it was read: judged as a retired token below.
         session = read().await?.0;
     }
     match generations_behind(app, &token.secret, &session) {
         Some(1) if now - session.refreshed_at < settings.refresh_reuse_grace_secs => {
-            credentials(app, issuer, &session.user_id, session.id, next, scope, now)
+            session_credentials(app, issuer, &session, next, scope, now)
         }
         Some(behind) => {
             app.store.revoke_session(&session.id).await?;

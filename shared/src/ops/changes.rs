@@ -27,6 +27,7 @@ pub(crate) fn taken(key: &LoginKey) -> AuthError {
         LoginKey::Address(Address::Email(_)) => "the email belongs to another account",
         LoginKey::Address(Address::Phone(_)) => "the phone number belongs to another account",
         LoginKey::Provider(_) => "the provider identity belongs to another account",
+        LoginKey::Custom(_) => "the custom-login uid belongs to another account",
     })
 }
 

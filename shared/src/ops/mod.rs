@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod association;
 pub(crate) mod changes;
+pub mod custom_login;
 pub mod deletion;
 pub(crate) mod messages;
 pub mod otp;
@@ -14,9 +15,11 @@ pub mod providers;
 use std::sync::Arc;
 
 use crate::config::Settings;
+use crate::crypto::tickets::CustomLoginKeys;
 use crate::crypto::{AccessClaims, AccessTokens, PasswordHasher, Scope};
 use crate::domain::{
-    InvalidInput, SecretHasher, SecretToken, Session, SessionId, UnixTime, User, UserId,
+    InvalidInput, SecretHasher, SecretToken, Session, SessionId, SessionLimits, UnixTime, User,
+    UserId,
 };
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{Clock, Delivery, IdentityProvider, Store};
@@ -29,6 +32,8 @@ pub struct App {
     pub identity_provider: Arc<dyn IdentityProvider>,
     pub clock: Arc<dyn Clock>,
     pub access_tokens: AccessTokens,
+    /// The public keys of custom-login tickets; `None` while custom login is not configured.
+    pub custom_login: Option<CustomLoginKeys>,
     pub secrets: SecretHasher,
     pub passwords: PasswordHasher,
 }
@@ -176,24 +181,47 @@ pub(crate) fn new_session(
     epoch: u64,
     now: UnixTime,
 ) -> (Session, SecretToken) {
+    new_limited_session(app, user_id, epoch, now, SessionLimits::default())
+}
+
+/// `new_session`, with lives the sign-in shortened (never lengthened) by `limits`.
+pub(crate) fn new_limited_session(
+    app: &App,
+    user_id: &UserId,
+    epoch: u64,
+    now: UnixTime,
+    limits: SessionLimits,
+) -> (Session, SecretToken) {
     let secret = SecretToken::generate();
     let settings = &app.settings;
+    let deployment_end = now
+        + settings
+            .refresh_token_ttl_secs
+            .min(settings.session_max_lifetime_secs);
     let session = Session {
         id: SessionId::generate(),
         user_id: user_id.clone(),
         refresh_hash: app.secrets.token(purpose::REFRESH, &secret),
-        expires_at: now
-            + settings
-                .refresh_token_ttl_secs
-                .min(settings.session_max_lifetime_secs),
+        expires_at: limits
+            .ends_at
+            .map_or(deployment_end, |end| end.min(deployment_end)),
         revoked: false,
         created_at: now,
         refreshed_at: now,
         generation: 0,
         authenticated_at: now,
         epoch,
+        limits,
     };
     (session, secret)
+}
+
+/// The life of `session`'s access tokens: the deployment's, or shorter when its sign-in said so.
+pub(crate) fn access_token_ttl(app: &App, limits: &SessionLimits) -> i64 {
+    let deployment = app.settings.access_token_ttl_secs;
+    limits
+        .access_token_ttl_secs
+        .map_or(deployment, |ttl| ttl.min(deployment))
 }
 
 pub(crate) fn credentials(
@@ -206,12 +234,40 @@ pub(crate) fn credentials(
     now: UnixTime,
 ) -> AuthResult<Credentials> {
     let ttl = app.settings.access_token_ttl_secs;
+    let access_token = app
+        .access_tokens
+        .issue(issuer, user_id, &session_id, scope, now, ttl)?;
     Ok(Credentials {
-        access_token: app
-            .access_tokens
-            .issue(issuer, user_id, &session_id, scope, now, ttl)?,
+        access_token,
         refresh_token: RefreshToken {
             session_id,
+            user_id: Some(user_id.clone()),
+            secret,
+        },
+        expires_in: ttl,
+        user_id: user_id.clone(),
+        scope,
+    })
+}
+
+/// `credentials` for `session`, whose access tokens may live shorter than the deployment's.
+pub(crate) fn session_credentials(
+    app: &App,
+    issuer: &str,
+    session: &Session,
+    secret: SecretToken,
+    scope: Scope,
+    now: UnixTime,
+) -> AuthResult<Credentials> {
+    let ttl = access_token_ttl(app, &session.limits);
+    let user_id = &session.user_id;
+    let access_token = app
+        .access_tokens
+        .issue(issuer, user_id, &session.id, scope, now, ttl)?;
+    Ok(Credentials {
+        access_token,
+        refresh_token: RefreshToken {
+            session_id: session.id.clone(),
             user_id: Some(user_id.clone()),
             secret,
         },

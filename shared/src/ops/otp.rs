@@ -117,6 +117,7 @@ pub async fn sign_in_anonymously(
         name: None,
         password_hash: None,
         providers: Vec::new(),
+        custom_uid: None,
         created_at: now,
         updated_at: now,
         version: 1,

@@ -41,6 +41,9 @@ fn user_item(user: &User) -> Item {
         .map(|link| AttributeValue::M(identity_attributes(&link.identity, &link.profile)))
         .collect();
     item.insert("providers".into(), AttributeValue::L(providers));
+    if let Some(uid) = &user.custom_uid {
+        item.insert("custom_uid".into(), s(uid.as_str()));
+    }
     if let Some(picture) = &user.picture {
         item.insert("picture".into(), s(picture.as_str()));
     }
@@ -398,7 +401,7 @@ impl Directory for DynamoStore {
 mod tests {
     use super::*;
     use crate::domain::{
-        DisplayName, Email, Gender, PhoneNumber, Picture, ProviderId, ProviderIdentity,
+        CustomUid, DisplayName, Email, Gender, PhoneNumber, Picture, ProviderId, ProviderIdentity,
         ProviderLink, ProviderProfile, Username,
     };
 
@@ -420,6 +423,7 @@ mod tests {
                     picture: None,
                 },
             }],
+            custom_uid: Some(CustomUid::parse("Emp#0042").unwrap()),
             picture: Some(Picture::parse("picture", "https://example.com/a.png").unwrap()),
             gender: Some(Gender::Female),
             created_at: 1_700_000_000,
@@ -441,6 +445,7 @@ mod tests {
         assert_eq!(back.name, user.name);
         assert_eq!(back.password_hash, user.password_hash);
         assert_eq!(back.providers, user.providers);
+        assert_eq!(back.custom_uid, user.custom_uid);
         assert_eq!((back.picture, back.gender), (user.picture, user.gender));
         assert_eq!(back.session_epoch, 2);
         assert_eq!(

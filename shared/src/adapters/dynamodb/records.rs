@@ -8,8 +8,8 @@ use super::item::{b, key_of, n, s, Item, Record};
 use super::keys::{provider_token_pk, session_pk, verification_token_pk, verified_address_pk};
 use super::{DynamoStore, PARTITION_KEY, TTL_ATTRIBUTE};
 use crate::domain::{
-    Address, DisplayName, Email, Gender, PhoneNumber, Picture, ProviderLink, Session, SessionId,
-    UnixTime, User, UserId, Username, VerifiedAddress,
+    Address, CustomUid, DisplayName, Email, Gender, PhoneNumber, Picture, ProviderLink, Session,
+    SessionId, SessionLimits, UnixTime, User, UserId, Username, VerifiedAddress,
 };
 use crate::ports::{DependencyError, Spend};
 
@@ -37,6 +37,7 @@ pub(super) fn user_from(item: &Item) -> Result<User, DependencyError> {
         name: record.opt_parse("name", DisplayName::parse)?,
         password_hash: record.opt_str("password_hash")?.map(str::to_string),
         providers,
+        custom_uid: record.opt_parse("custom_uid", CustomUid::parse)?,
         picture: record.opt_parse("picture", |raw| Picture::parse("picture", raw))?,
         gender: record.opt_parse("gender", Gender::parse)?.flatten(),
         created_at: record.number("created_at")?,
@@ -59,6 +60,12 @@ pub(super) fn session_item(session: &Session) -> Item {
     item.insert("generation".into(), n(session.generation));
     item.insert("authenticated_at".into(), n(session.authenticated_at));
     item.insert("epoch".into(), n(session.epoch));
+    if let Some(end) = session.limits.ends_at {
+        item.insert("ends_at".into(), n(end));
+    }
+    if let Some(ttl) = session.limits.access_token_ttl_secs {
+        item.insert("access_token_ttl_secs".into(), n(ttl));
+    }
     item
 }
 
@@ -78,6 +85,10 @@ pub(super) fn session_from(item: &Item) -> Result<Session, DependencyError> {
         generation: record.opt_number("generation")?.unwrap_or(0),
         authenticated_at: record.opt_number("authenticated_at")?.unwrap_or(created_at),
         epoch: record.opt_number("epoch")?.unwrap_or(0),
+        limits: SessionLimits {
+            ends_at: record.opt_number("ends_at")?,
+            access_token_ttl_secs: record.opt_number("access_token_ttl_secs")?,
+        },
     })
 }
 

@@ -246,3 +246,35 @@ pub(super) async fn sudo_token(
         .read("GetItem sudo token", sudo_pk(hash), sudo_from)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SessionLimits;
+
+    #[test]
+    fn sessions_keep_the_limits_their_sign_in_set() {
+        let mut session = Session {
+            id: SessionId::generate(),
+            user_id: UserId::generate(),
+            refresh_hash: SecretHash::from_hex(&"07".repeat(32)).unwrap(),
+            expires_at: 1_700_003_600,
+            revoked: false,
+            created_at: 1_700_000_000,
+            refreshed_at: 1_700_000_000,
+            generation: 0,
+            authenticated_at: 1_700_000_000,
+            epoch: 1,
+            limits: SessionLimits {
+                ends_at: Some(1_700_086_400),
+                access_token_ttl_secs: Some(600),
+            },
+        };
+        let back = session_from(&session_item(&session)).unwrap();
+        assert_eq!(back.limits, session.limits);
+        session.limits = SessionLimits::default();
+        let back = session_from(&session_item(&session)).unwrap();
+        assert_eq!(back.limits, SessionLimits::default());
+        assert_eq!(back.expires_at, session.expires_at);
+    }
+}

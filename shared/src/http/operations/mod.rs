@@ -25,6 +25,7 @@ pub mod revoke_all;
 pub mod send_verification;
 pub mod sign_in;
 pub mod sign_in_anonymously;
+pub mod sign_in_custom;
 pub mod sign_in_with_provider;
 pub mod sign_out;
 pub mod sign_up;
@@ -70,6 +71,7 @@ pub(super) async fn dispatch(
         Operation::EditBasicInfo => json(edit_basic_info::handle(app, req, ctx).await?),
         Operation::EditProfile => json(edit_profile::handle(app, req, ctx).await?),
         Operation::SignInAnonymously => json(sign_in_anonymously::handle(app, req, ctx).await?),
+        Operation::SignInCustom => json(sign_in_custom::handle(app, req, ctx).await?),
         Operation::ChangePassword => json(change_password::handle(app, req, ctx).await?),
         Operation::ResetPassword => json(reset_password::handle(app, req, ctx).await?),
         Operation::RevokeAll => json(revoke_all::handle(app, req, ctx).await?),
