@@ -175,18 +175,21 @@ fn apply_parts(
             continue;
         }
         if matches!(key, LoginKey::Username(_)) {
-            // Free unless another account gave it up less than its hold ago; the hold goes
-            // (its owner takes the name back, or it ended).
-            let hold = store.delete_part(
-                username_hold_pk(&storage_key),
-                "attribute_not_exists(#pk) OR #user_id = :uid OR #held_until <= :now",
-                &[
-                    ("#pk", PARTITION_KEY),
-                    ("#user_id", "user_id"),
-                    ("#held_until", TTL_ATTRIBUTE),
-                ],
-                vec![(":uid", uid.clone()), (":now", n(change.now))],
-            )?;
+            // Free unless another account gave it up less than its hold ago. A rename also
+            // removes the hold (its owner takes the name back, or it ended); a new account
+            // cannot own one, so a sign-up only checks it (and needs no DeleteItem).
+            let pk = username_hold_pk(&storage_key);
+            let condition = "attribute_not_exists(#pk) OR #user_id = :uid OR #held_until <= :now";
+            let names = [
+                ("#pk", PARTITION_KEY),
+                ("#user_id", "user_id"),
+                ("#held_until", TTL_ATTRIBUTE),
+            ];
+            let values = vec![(":uid", uid.clone()), (":now", n(change.now))];
+            let hold = match change.before {
+                None => store.condition_check_part(pk, condition, &names, values)?,
+                Some(_) => store.delete_part(pk, condition, &names, values)?,
+            };
             parts.push((Part::Reserve(key.clone()), hold));
         }
         parts.push((Part::Reserve(key), part));
