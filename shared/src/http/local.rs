@@ -23,7 +23,7 @@ use lambda_http::Body;
 use tokio::net::TcpListener;
 
 use super::routes::ROUTES;
-use super::{handle, ClientIp, MAX_BODY_BYTES};
+use super::{handle, ClientIp, LocalIssuer, MAX_BODY_BYTES};
 use crate::adapters::outbox::Outbox;
 use crate::error::AuthError;
 use crate::ops::App;
@@ -140,6 +140,12 @@ pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
 
 /// Serves until the process is stopped.
 pub async fn serve(listener: TcpListener, server: LocalServer) -> std::io::Result<()> {
+    // Without `AUTH_JWT_ISSUER`, the issuer is this server's own URL (the port it bound, not
+    // the one asked for, which may be 0), whatever `Host` a client sends.
+    let issuer = LocalIssuer(Arc::from(format!(
+        "http://{}/auth/v1",
+        listener.local_addr()?
+    )));
     let server = Arc::new(server);
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -151,11 +157,11 @@ pub async fn serve(listener: TcpListener, server: LocalServer) -> std::io::Resul
                 continue;
             }
         };
-        let server = Arc::clone(&server);
+        let (server, issuer) = (Arc::clone(&server), issuer.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let server = Arc::clone(&server);
-                async move { Ok::<_, Infallible>(answer(&server, peer, req).await) }
+                let (server, issuer) = (Arc::clone(&server), issuer.clone());
+                async move { Ok::<_, Infallible>(answer(&server, peer, issuer, req).await) }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -197,10 +203,12 @@ async fn read_body(mut incoming: Incoming) -> Result<Vec<u8>, AuthError> {
 async fn answer(
     server: &LocalServer,
     peer: SocketAddr,
+    issuer: LocalIssuer,
     req: http::Request<Incoming>,
 ) -> http::Response<Full<Bytes>> {
     let (mut parts, incoming) = req.into_parts();
     parts.extensions.insert(ClientIp(peer.ip()));
+    parts.extensions.insert(issuer);
     if parts.method == http::Method::GET && parts.uri.path() == OPENAPI_PATH {
         return http::Response::builder()
             .status(StatusCode::OK)
