@@ -12,6 +12,7 @@
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -165,7 +166,7 @@ pub async fn serve(listener: TcpListener, server: LocalServer) -> std::io::Resul
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(10))
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "connection ended with an error");
@@ -173,6 +174,12 @@ pub async fn serve(listener: TcpListener, server: LocalServer) -> std::io::Resul
         });
     }
 }
+
+/// Headers must arrive within this (hyper's timer), and then the body within
+/// `BODY_READ_TIMEOUT`: so a whole request is read in at most 20 s, and a client trickling
+/// its body (or its headers) a byte at a time holds a connection no longer than that.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bodies past this are cut off mid-upload instead of being read to the end.
 const MAX_DRAINED_BYTES: usize = 16 * 1024 * 1024;
@@ -220,7 +227,10 @@ async fn answer(
     if !parts.uri.path().starts_with("/auth/v1/") {
         return local_only(server, &parts).await;
     }
-    let response = match read_body(incoming).await {
+    let response = match tokio::time::timeout(BODY_READ_TIMEOUT, read_body(incoming))
+        .await
+        .unwrap_or(Err(AuthError::RequestTimeout))
+    {
         Ok(bytes) => {
             let body = if bytes.is_empty() {
                 Body::Empty
@@ -229,7 +239,19 @@ async fn answer(
             };
             handle(&server.app, ROUTES, http::Request::from_parts(parts, body)).await
         }
-        Err(refusal) => super::refuse(&http::Request::from_parts(parts, Body::Empty), refusal),
+        Err(refusal) => {
+            let timed_out = matches!(refusal, AuthError::RequestTimeout);
+            let mut response =
+                super::refuse(&http::Request::from_parts(parts, Body::Empty), refusal);
+            if timed_out {
+                // The rest of the body may still be on its way: this connection is done.
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            response
+        }
     };
     let (parts, body) = response.into_parts();
     let bytes = match body {
