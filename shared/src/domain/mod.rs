@@ -1,12 +1,14 @@
 //! Typed values parsed once at the edge, and the records of the account aggregate.
 //! No I/O and no JSON values here.
 
+mod client;
 mod contact;
 mod profile;
 mod secret;
 
 use std::fmt;
 
+pub use client::ClientNetwork;
 pub use contact::{Address, AddressKind, Email, PhoneNumber};
 pub use profile::{Gender, Picture, MAX_PICTURE_URL};
 pub use secret::{random_bytes, Password, SecretHash, SecretHasher, SecretToken, VerificationCode};
