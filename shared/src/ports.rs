@@ -195,12 +195,14 @@ pub trait Store: Send + Sync {
         hash: &SecretHash,
     ) -> Result<Option<ProviderToken>, DependencyError>;
     /// Spends a live provider token for `identity` and stores `session` in one atomic step,
-    /// provided the identity still signs in to the session's account; false (nothing written)
-    /// when the token is spent, expired or for another identity, or the identity moved.
+    /// provided `bound_by` (one of the identity's login keys, the one sign-in found) still
+    /// signs in to the session's account; false (nothing written) when the token is spent,
+    /// expired or for another identity, or the key moved.
     async fn exchange_for_session(
         &self,
         provider_token: &SecretHash,
         identity: &ProviderIdentity,
+        bound_by: &LoginKey,
         now: UnixTime,
         session: &Session,
     ) -> Result<bool, DependencyError>;

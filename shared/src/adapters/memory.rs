@@ -428,6 +428,7 @@ impl Store for MemoryStore {
         &self,
         provider_token: &SecretHash,
         identity: &ProviderIdentity,
+        bound_by: &LoginKey,
         now: UnixTime,
         session: &Session,
     ) -> Result<bool, DependencyError> {
@@ -436,7 +437,7 @@ impl Store for MemoryStore {
             hash: provider_token.clone(),
             identity: identity.clone(),
         };
-        let key = LoginKey::Provider(identity.clone()).storage_key();
+        let key = bound_by.storage_key();
         if !spend_is_valid(&state, &spend, now) || state.logins.get(&key) != Some(&session.user_id)
         {
             return Ok(false);

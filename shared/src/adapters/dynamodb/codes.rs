@@ -278,6 +278,7 @@ pub(super) async fn exchange_for_session(
     store: &DynamoStore,
     provider_token: &SecretHash,
     identity: &ProviderIdentity,
+    bound_by: &LoginKey,
     now: UnixTime,
     session: &Session,
 ) -> Result<bool, DependencyError> {
@@ -286,7 +287,7 @@ pub(super) async fn exchange_for_session(
         identity: identity.clone(),
     };
     let still_bound = store.condition_check_part(
-        login_pk(&LoginKey::Provider(identity.clone()).storage_key()),
+        login_pk(&bound_by.storage_key()),
         "#user_id = :uid",
         &[("#user_id", "user_id")],
         vec![(":uid", s(session.user_id.as_str()))],
