@@ -522,6 +522,7 @@ fn reads_a_body(operation: Operation) -> bool {
         Operation::CurrentUser
             | Operation::ListProviders
             | Operation::UnbindProvider
+            | Operation::RevokeAll
             | Operation::Jwks
             | Operation::OpenIdConfiguration
     )
@@ -573,7 +574,10 @@ fn every_route_answers_an_empty_and_a_non_object_body_in_the_error_shape() {
                 if may_succeed {
                     // A signed-out session is signed in again for the routes that follow.
                     if status == 200
-                        && matches!(route.operation, Operation::Revoke | Operation::SignOut)
+                        && matches!(
+                            route.operation,
+                            Operation::Revoke | Operation::SignOut | Operation::RevokeAll
+                        )
                     {
                         renew_session(&fixture);
                     }
