@@ -191,14 +191,35 @@ impl IdentityProvider for WeChat {
     }
 }
 
-/// WeChat's ids (`openid`, `unionid`) are 28 characters of base64url; anything of up to 64
-/// such characters is taken, anything else is not an id (it goes into login keys and into
-/// the provider token, which must stay within 512 bytes).
+/// WeChat's ids (`openid`, `unionid`) are 28 characters of base64url; anything of 1 to 64
+/// printable ASCII characters is taken, anything else is not an id (it goes into login keys
+/// and, in base64url, into the provider token, which must stay within 512 bytes).
 fn wechat_id(raw: &str) -> Option<&str> {
     let id = raw.trim();
-    let shaped = (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let shaped = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic());
     shaped.then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wechat_ids_are_short_printable_ascii() {
+        assert_eq!(
+            wechat_id(" o6_bmjrPTlm6_2sgVt7hMZOPfL2M "),
+            Some("o6_bmjrPTlm6_2sgVt7hMZOPfL2M")
+        );
+        let long = "o".repeat(65);
+        for raw in [
+            "",
+            "  ",
+            "o6 bm",
+            "o6\u{0}",
+            "\u{5FAE}\u{4FE1}",
+            long.as_str(),
+        ] {
+            assert_eq!(wechat_id(raw), None, "{raw:?}");
+        }
+    }
 }
