@@ -886,3 +886,61 @@ where
     }
     all
 }
+
+/// Sends headers announcing a body of 1,000 bytes, then trickles it a byte every 2 s; answers
+/// what came back (the raw HTTP answer, empty if the connection was just closed) and when.
+async fn trickle_a_body(origin: String) -> (String, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = origin.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /auth/v1/signin HTTP/1.1\r\nhost: {address}\r\ncontent-type: text/plain\r\ncontent-length: 1000\r\n\r\n{{"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let (mut reader, mut writer) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if writer.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    // Past a minute the server is taken to hold the connection forever.
+    let read = tokio::time::timeout(Duration::from_secs(60), reader.read_to_end(&mut answer));
+    let _ = read.await;
+    trickle.abort();
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// A slowloris client: its body trickles in forever. local-api cuts it off once the body has
+/// not arrived within 10 s of the headers, with a 408 in the contract's shape, and serves
+/// everyone else meanwhile. (The HTTP layer is the same over either store: embedded only.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_body_is_cut_off_and_others_are_served_meanwhile() {
+    let server = start(Backend::Embedded, &[]).await;
+    let trickles: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(trickle_a_body(server.origin.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // While twenty connections trickle, another client signs up and in as usual.
+    let account = server.new_account().await;
+    assert_eq!(server.me(&account.access_token).await.status, 200);
+    for trickle in trickles {
+        let (answer, elapsed) = trickle.await.unwrap();
+        assert!(
+            elapsed < Duration::from_secs(15),
+            "the trickling body was read for {elapsed:?}"
+        );
+        assert!(answer.starts_with("HTTP/1.1 408"), "not a 408: {answer:?}");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let body: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{answer:?}"));
+        assert_eq!(body["error"], "invalid_argument", "{body}");
+        assert!(body["error_description"].is_string(), "{body}");
+    }
+}

@@ -49,6 +49,8 @@ test_support::on_both_backends!(
     wechat_identity_belongs_to_one_account_only,
     wechat_failures_are_clean_errors,
     wechat_without_unionid_uses_the_openid,
+    a_hostile_wechat_profile_is_cleaned_and_bounded_before_it_is_kept,
+    an_answer_without_the_unionid_signs_in_to_the_account_made_with_it,
     providers_list_and_unbind_but_never_the_last_way_in,
 );
 
@@ -1377,6 +1379,123 @@ async fn wechat_without_unionid_uses_the_openid(backend: Backend) {
         grant.assert_ok()["provider_profile"]["sub"],
         format!("openid-{name}")
     );
+}
+
+/// A name as a hostile WeChat profile may be kept: at most 64 characters, none of them a
+/// control or bidi formatting character.
+#[track_caller]
+fn assert_clean_name(name: &str, what: &str) {
+    assert!(
+        (1..=64).contains(&name.chars().count()),
+        "{what}: {} characters",
+        name.chars().count()
+    );
+    assert!(
+        name.chars().all(|c| !c.is_control()
+            && !matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')),
+        "{what}: {name:?}"
+    );
+    assert!(name.starts_with("evil"), "{what}: {name:?}");
+}
+
+async fn a_hostile_wechat_profile_is_cleaned_and_bounded_before_it_is_kept(backend: Backend) {
+    let server = wechat_server(backend).await;
+    let name = unique("wx");
+    let grant = server.provider_token(&format!("hostile:{name}")).await;
+    let profile = &grant.assert_ok()["provider_profile"];
+    assert_clean_name(
+        profile["name"].as_str().unwrap_or_default(),
+        "provider_profile",
+    );
+    assert_eq!(
+        profile["picture"], "",
+        "a javascript: picture is no picture"
+    );
+    assert_eq!(profile["sub"], format!("unionid-{name}"));
+
+    // Kept with the account it signs up, and answered by `/user/me` and the provider list.
+    let signed_up = server
+        .post(
+            "/auth/v1/signup",
+            json!({"provider_token": grant.text("provider_token")}),
+        )
+        .await;
+    let access_token = signed_up.text("access_token");
+    let me = server.me(&access_token).await;
+    let me = me.assert_ok();
+    assert_clean_name(me["name"].as_str().unwrap_or_default(), "/user/me name");
+    assert_eq!(me["picture"], "", "{me}");
+    let providers = server
+        .call("GET", "/auth/v1/user/provider", Some(&access_token), None)
+        .await;
+    let listed = providers.assert_ok()["data"][0]["provider_user_name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_clean_name(&listed, "provider list");
+    assert_eq!(listed, profile["name"].as_str().unwrap_or_default());
+}
+
+/// WeChat gives the unionid in `sns/userinfo` only: when that call fails, its answer names
+/// the person by openid alone. That person is still the one of the account made with the
+/// unionid (and the other way round), never an unknown one an app would sign up again.
+async fn an_answer_without_the_unionid_signs_in_to_the_account_made_with_it(backend: Backend) {
+    let server = wechat_server(backend).await;
+    let sign_in = |token: String| {
+        let server = &server;
+        async move {
+            server
+                .post(
+                    "/auth/v1/signin/with/provider",
+                    json!({"provider_token": token}),
+                )
+                .await
+        }
+    };
+    let sign_up = |token: String| {
+        let server = &server;
+        async move {
+            server
+                .post("/auth/v1/signup", json!({"provider_token": token}))
+                .await
+        }
+    };
+    for (first, then) in [("ok", "nouserinfo"), ("nouserinfo", "ok")] {
+        let name = unique("wx");
+        let made = server.provider_token(&format!("{first}:{name}")).await;
+        let account = sign_up(made.text("provider_token")).await;
+        let sub = account.text("sub");
+
+        let later = server.provider_token(&format!("{then}:{name}")).await;
+        let expected = if then == "ok" { "unionid" } else { "openid" };
+        assert_eq!(
+            later.assert_ok()["provider_profile"]["sub"],
+            format!("{expected}-{name}")
+        );
+        let signed_in = sign_in(later.text("provider_token")).await;
+        assert_eq!(
+            signed_in.assert_ok()["sub"],
+            sub.as_str(),
+            "made with {first}, signed in with {then}"
+        );
+        // Nor can an app that took the person for a new one make a second account.
+        let again = server.provider_token(&format!("{then}:{name}")).await;
+        sign_up(again.text("provider_token"))
+            .await
+            .assert_error(409, "already_exists");
+        // Nor bind the person to another account.
+        let other = server.new_account().await;
+        let bind = server.provider_token(&format!("{then}:{name}")).await;
+        server
+            .call(
+                "POST",
+                "/auth/v1/user/provider/bind",
+                Some(&other.access_token),
+                Some(json!({"provider_token": bind.text("provider_token")})),
+            )
+            .await
+            .assert_error(409, "already_exists");
+    }
 }
 
 async fn providers_list_and_unbind_but_never_the_last_way_in(backend: Backend) {

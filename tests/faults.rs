@@ -987,20 +987,26 @@ async fn binding_a_provider_happens_fully_or_not_at_all_under_faults() {
             }
             reply.assert_ok();
             let items = state(s).await;
-            let key = format!("LOGIN#provider#wx_open#unionid-{name}");
-            // The login key added, the account and the provider token changed: nothing else.
+            // Both of WeChat's names of the person (unionid and openid) reserved.
+            let keys = [
+                format!("LOGIN#provider#wx_open#unionid-{name}"),
+                format!("LOGIN#provider-app#wx_open#openid-{name}"),
+            ];
+            // The login keys added, the account and the provider token changed: nothing else.
             let subject = format!("unionid-{name}");
             diff(&before, &items).assert_exactly(
                 &rig,
                 &case,
-                std::slice::from_ref(&key),
+                &keys,
                 &[],
                 &[
                     format!("USER#{}", account.sub),
                     the_one(&items, "PTOKEN#", "subject", &subject),
                 ],
             );
-            assert_eq!(items[&key]["user_id"], account.sub.as_str(), "{case}");
+            for key in &keys {
+                assert_eq!(items[key]["user_id"], account.sub.as_str(), "{case}");
+            }
             let user = &items[&format!("USER#{}", account.sub)];
             assert_eq!(
                 user["providers"].as_array().map(Vec::len),

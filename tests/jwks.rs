@@ -170,3 +170,85 @@ async fn standard_verifiers_accept_our_tokens_from_the_discovery_document_alone(
         println!("{verifier}: {verdicts:#?}");
     }
 }
+
+/// What a client gets when it names another host: tokens (from sign-up and from a refresh)
+/// and the discovery document, all asked for with `Host: evil.example`.
+async fn issuer_seen_by_a_client_naming(server: &Server, host: &str) -> Vec<String> {
+    let post = |path: &str, body: Value| {
+        server
+            .raw(reqwest::Method::POST, path)
+            .header("host", host)
+            .body(body.to_string())
+    };
+    let signed_up = server
+        .send(post(
+            "/auth/v1/signup",
+            json!({"username": test_support::server::unique("iss"), "password": "correct horse battery"}),
+        ))
+        .await;
+    let refreshed = server
+        .send(post(
+            "/auth/v1/token",
+            json!({"grant_type": "refresh_token", "refresh_token": signed_up.assert_ok()["refresh_token"]}),
+        ))
+        .await;
+    let discovery = server
+        .send(
+            server
+                .raw(
+                    reqwest::Method::GET,
+                    "/auth/v1/.well-known/openid-configuration",
+                )
+                .header("host", host),
+        )
+        .await;
+    let iss_of = |token: String| {
+        let payload = token.split('.').nth(1).expect("a JWT").to_string();
+        test_support::jwt::decode_part(&payload)["iss"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let access_token = refreshed.text("access_token");
+    // The token verifies on a request that names no other host, as it would at the API.
+    assert_eq!(server.me(&access_token).await.status, 200);
+    let jwks_uri = discovery.text("jwks_uri");
+    vec![
+        iss_of(signed_up.text("access_token")),
+        iss_of(access_token),
+        discovery.text("issuer"),
+        jwks_uri
+            .strip_suffix("/.well-known/jwks.json")
+            .unwrap_or(&jwks_uri)
+            .to_string(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_header_names_no_issuer_local_api_uses_its_own_loopback_url() {
+    let server = Server::start(EXE, Backend::Embedded, &[]).await;
+    let own = format!("{}/auth/v1", server.origin);
+    assert!(own.starts_with("http://127.0.0.1:"), "{own}");
+    assert_eq!(
+        issuer_seen_by_a_client_naming(&server, "evil.example").await,
+        vec![own; 4],
+        "tokens' iss, discovery's issuer and its jwks_uri"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_header_names_no_issuer_when_one_is_configured() {
+    let server = Server::start(
+        EXE,
+        Backend::Embedded,
+        &[("AUTH_JWT_ISSUER", "https://auth.example.com/auth/v1/")],
+    )
+    .await;
+    for host in ["evil.example", "localhost"] {
+        assert_eq!(
+            issuer_seen_by_a_client_naming(&server, host).await,
+            vec!["https://auth.example.com/auth/v1".to_string(); 4],
+            "tokens' iss, discovery's issuer and its jwks_uri, asked with Host: {host}"
+        );
+    }
+}

@@ -31,7 +31,13 @@ struct Deployment {
 
 impl Deployment {
     fn new(store: Arc<dyn Store>, signing: &str, verifying: &str) -> Self {
-        let settings = Settings::from_vars(Runtime::Local, &HashMap::new()).unwrap();
+        // Called in process, with no API Gateway request context to name the domain: the
+        // issuer is configured, as a deployment behind a custom domain does.
+        let vars = HashMap::from([(
+            "AUTH_JWT_ISSUER".to_string(),
+            "https://auth.example.com/auth/v1".to_string(),
+        )]);
+        let settings = Settings::from_vars(Runtime::Local, &vars).unwrap();
         let outbox = Arc::new(Outbox::new());
         let access_tokens =
             AccessTokens::from_pems(signing, verifying, &settings.jwt_audience).unwrap();

@@ -236,6 +236,7 @@ fn every_error() -> Vec<AuthError> {
         AuthError::InvalidArgument("x".into()),
         AuthError::MethodNotAllowed,
         AuthError::BodyTooLarge,
+        AuthError::RequestTimeout,
         AuthError::InvalidPassword("x"),
         AuthError::InvalidVerificationCode,
         AuthError::Unauthenticated("x"),
@@ -257,6 +258,7 @@ fn every_error() -> Vec<AuthError> {
             AuthError::InvalidArgument(_)
             | AuthError::MethodNotAllowed
             | AuthError::BodyTooLarge
+            | AuthError::RequestTimeout
             | AuthError::InvalidPassword(_)
             | AuthError::InvalidVerificationCode
             | AuthError::Unauthenticated(_)

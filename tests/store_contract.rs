@@ -129,6 +129,7 @@ fn new_identity() -> ProviderIdentity {
     ProviderIdentity {
         provider: ProviderId::WxOpen,
         subject: format!("o6_{}", random_hex(20)),
+        app_subject: format!("oA_{}", random_hex(20)),
     }
 }
 
@@ -389,15 +390,16 @@ async fn creating_a_user_reserves_every_login_key_it_holds(store: &dyn Store) {
     user.providers = vec![ProviderLink {
         identity: new_identity(),
         profile: ProviderProfile {
-            name: Some("微信用户".to_string()),
-            picture: Some("https://example.com/a.png".to_string()),
+            name: DisplayName::from_provider("微信用户"),
+            picture: Some(Picture::parse("picture", "https://example.com/a.png").unwrap()),
         },
     }];
     create(store, &user).await;
 
     assert_same_user(&stored_user(store, &user.id).await, &user);
     let keys = user.login_keys();
-    assert_eq!(keys.len(), 4);
+    // Username, email, phone, and the provider identity's two names (unionid and openid).
+    assert_eq!(keys.len(), 5);
     for key in &keys {
         let found = store.login(key).await.unwrap().expect("key reserved");
         assert_eq!(found, login_of(&user));
@@ -664,7 +666,7 @@ async fn binding_a_provider_spends_a_provider_token_for_that_identity_only(store
     let (_, sudo) = signed_in_with_sudo(store, &user).await;
     let identity = new_identity();
     let profile = ProviderProfile {
-        name: Some("Wei".to_string()),
+        name: DisplayName::from_provider("Wei"),
         picture: None,
     };
     let token = ProviderToken {
@@ -714,8 +716,14 @@ async fn binding_a_provider_spends_a_provider_token_for_that_identity_only(store
             .unwrap()
             .used
     );
-    let key = LoginKey::Provider(identity);
-    assert_eq!(owner_of(store, &key).await, Some(user.id.clone()));
+    // Both of the identity's names are reserved with the bind.
+    for key in [identity.subject_key(), identity.app_key()] {
+        assert_eq!(
+            owner_of(store, &key).await,
+            Some(user.id.clone()),
+            "{key:?}"
+        );
+    }
     assert_eq!(stored_user(store, &user.id).await.providers, vec![link]);
 }
 
@@ -742,7 +750,12 @@ async fn a_provider_token_exchanges_for_one_session_of_the_account_its_identity_
         let (hash, identity, session) = (token.hash.clone(), identity.clone(), session.clone());
         async move {
             store
-                .exchange_for_session(&by_provider(&hash, &identity), now(), &session)
+                .exchange_for_session(
+                    &by_provider(&hash, &identity),
+                    &identity.subject_key(),
+                    now(),
+                    &session,
+                )
                 .await
                 .unwrap()
         }
@@ -1490,7 +1503,7 @@ async fn tokens_read_back_as_stored_even_when_expired(store: &dyn Store) {
         identity: new_identity(),
         profile: ProviderProfile {
             name: None,
-            picture: Some("https://example.com/p.jpg".to_string()),
+            picture: Some(Picture::parse("picture", "https://example.com/p.jpg").unwrap()),
         },
         expires_at: t - 1,
         used: false,
@@ -1781,7 +1794,7 @@ async fn the_directory_lists_every_account_with_its_live_sessions_only<S: Store 
     linked.providers.push(ProviderLink {
         identity: new_identity(),
         profile: ProviderProfile {
-            name: Some("<b>WeChat name</b>".into()),
+            name: DisplayName::from_provider("<b>WeChat name</b>"),
             picture: None,
         },
     });
@@ -2043,7 +2056,12 @@ async fn a_verification_token_exchanges_for_one_session_of_the_account_its_addre
         let (hash, address, session) = (hash.clone(), address.clone(), session.clone());
         async move {
             store
-                .exchange_for_session(&by_code(&hash, &address), now(), &session)
+                .exchange_for_session(
+                    &by_code(&hash, &address),
+                    &LoginKey::Address(address.clone()),
+                    now(),
+                    &session,
+                )
                 .await
                 .unwrap()
         }

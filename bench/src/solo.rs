@@ -169,13 +169,14 @@ pub const SOLO: &[Solo] = &[
     },
     Solo {
         function: "signin-with-provider",
-        request: "POST /signin/with/provider {unknown provider_token ending in a WeChat identity}: token and login key read together",
+        request: "POST /signin/with/provider {unknown provider_token ending in a WeChat identity}: token and both login keys read together",
         hashing: false,
         make: |_, i| {
-            // `<secret>.wx_open.<base64url of "solo-unknown">`, the shape grants have.
+            // `<secret>.wx_open.<base64url of "solo-unknown">` twice (unionid, openid), the
+            // shape grants have.
             post(
                 "/auth/v1/signin/with/provider",
-                json!({"provider_token": format!("{}.wx_open.c29sby11bmtub3du", random_secret())}),
+                json!({"provider_token": format!("{}.wx_open.c29sby11bmtub3du.c29sby11bmtub3du", random_secret())}),
                 i,
             )
         },

@@ -62,8 +62,13 @@ fn fixture() -> &'static Fixture {
             .enable_all()
             .build()
             .expect("a runtime");
+        // Called in process, with neither the local server's issuer nor API Gateway's domain.
+        let issuer = HashMap::from([(
+            "AUTH_JWT_ISSUER".to_string(),
+            "http://127.0.0.1:3000/auth/v1".to_string(),
+        )]);
         let settings =
-            Settings::from_vars(Runtime::Local, &HashMap::new()).expect("default settings");
+            Settings::from_vars(Runtime::Local, &issuer).expect("default settings");
         let app = rt
             .block_on(build_with_outbox(settings))
             .expect("the app")

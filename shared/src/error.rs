@@ -11,6 +11,9 @@ pub enum AuthError {
     MethodNotAllowed,
     #[error("request body too large")]
     BodyTooLarge,
+    /// The client did not finish sending its request in time (a trickling body).
+    #[error("request not received in time")]
+    RequestTimeout,
     #[error("invalid password: {0}")]
     InvalidPassword(&'static str),
     #[error("invalid verification code")]

@@ -61,13 +61,14 @@ pub struct AccountChange {
 }
 
 impl Spend {
-    /// The login the spent token proves: its address, or its provider identity.
-    pub fn login_key(&self) -> LoginKey {
+    /// The logins the spent token proves: its address, or both of the provider's names of
+    /// the person.
+    pub fn login_keys(&self) -> Vec<LoginKey> {
         match self {
             Spend::Verification { address, .. } | Spend::VerifiedAddress { address, .. } => {
-                LoginKey::Address(address.clone())
+                vec![LoginKey::Address(address.clone())]
             }
-            Spend::Provider { identity, .. } => LoginKey::Provider(identity.clone()),
+            Spend::Provider { identity, .. } => vec![identity.subject_key(), identity.app_key()],
         }
     }
 }
@@ -214,12 +215,14 @@ pub trait Store: Send + Sync {
         &self,
         hash: &SecretHash,
     ) -> Result<Option<ProviderToken>, DependencyError>;
-    /// Spends `proof` and stores `session` in one atomic step, provided the address or identity
-    /// it names still signs in to the session's account; false (nothing written) when the
-    /// token is spent, expired or for another address or identity, or the login moved.
+    /// Spends `proof` and stores `session` in one atomic step, provided `bound_by` (one of the
+    /// logins the proof names, the one sign-in found) still signs in to the session's account;
+    /// false (nothing written) when the token is spent, expired or for another address or
+    /// identity, or the login moved.
     async fn exchange_for_session(
         &self,
         proof: &Spend,
+        bound_by: &LoginKey,
         now: UnixTime,
         session: &Session,
     ) -> Result<bool, DependencyError>;

@@ -522,7 +522,9 @@ proptest! {
                 LoginKey::Username(name) => {
                     prop_assert_eq!(Username::parse(&candidate), Ok(name));
                 }
-                LoginKey::Provider(_) => prop_assert!(false, "a sign-in name is never a provider"),
+                LoginKey::Provider(..) | LoginKey::ProviderApp(..) => {
+                    prop_assert!(false, "a sign-in name is never a provider")
+                }
                 LoginKey::Custom(_) => prop_assert!(false, "a sign-in name is never a custom uid"),
             }
         }

@@ -1,9 +1,12 @@
 //! A real HTTP fake of WeChat's `sns/oauth2/access_token` and `sns/userinfo` on loopback.
 //!
 //! Codes: `ok:<name>` is the WeChat user `<name>` (openid `openid-<name>`, unionid
-//! `unionid-<name>`); `nounion:<name>` is the same user without a unionid; `slow:<name>`
-//! answers after 3 s; `busy` answers errcode -1; `http500` fails with HTTP 500; any other
-//! code is errcode 40029 (invalid code). The app must be `wx-test-app` / `wx-test-secret`.
+//! `unionid-<name>`); `nounion:<name>` is the same user without a unionid; `nouserinfo:<name>`
+//! is the same user once more, whose `sns/userinfo` fails, leaving the unionid out (WeChat
+//! gives it there only); `hostile:<name>` is the user `<name>` whose profile is
+//! `HOSTILE_NICKNAME` and `HOSTILE_PICTURE`; `slow:<name>` answers after 3 s; `busy` answers
+//! errcode -1; `http500` fails with HTTP 500; any other code is errcode 40029 (invalid code).
+//! The app must be `wx-test-app` / `wx-test-secret`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -21,6 +24,19 @@ use tokio::net::TcpListener;
 
 pub const APP_ID: &str = "wx-test-app";
 pub const APP_SECRET: &str = "wx-test-secret";
+
+/// A `javascript:` URL as the picture of `hostile:` users.
+pub const HOSTILE_PICTURE: &str = "javascript:alert(document.cookie)";
+
+/// The nickname of `hostile:` users: 3,000 characters (and more bytes), starting with a
+/// right-to-left override, with control characters and isolates throughout.
+pub fn hostile_nickname() -> String {
+    let mut name = String::from("\u{202E}\u{0007}evil\r\n");
+    while name.chars().count() < 3000 {
+        name.push_str("\u{2066}\u{5FAE}\u{4FE1}\u{0000}\u{200F}x\u{001B}[31m");
+    }
+    name.chars().take(3000).collect()
+}
 
 /// Starts the fake; answers its origin, e.g. `http://127.0.0.1:40123`.
 pub async fn start() -> String {
@@ -94,7 +110,7 @@ async fn answer(req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
             let code = q.get("code").cloned().unwrap_or_default();
             let (kind, name) = code.split_once(':').unwrap_or((code.as_str(), ""));
             match kind {
-                "ok" | "nounion" | "slow" if !name.is_empty() => {
+                "ok" | "nounion" | "nouserinfo" | "hostile" | "slow" if !name.is_empty() => {
                     if kind == "slow" {
                         tokio::time::sleep(Duration::from_secs(3)).await;
                     }
@@ -105,7 +121,7 @@ async fn answer(req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
                         "openid": format!("openid-{name}"),
                         "scope": "snsapi_login",
                     });
-                    if kind != "nounion" {
+                    if kind != "nounion" && kind != "nouserinfo" {
                         body["unionid"] = json!(format!("unionid-{name}"));
                     }
                     json_response(200, body)
@@ -124,11 +140,18 @@ async fn answer(req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
                 );
             };
             let (kind, name) = rest.split_once('-').unwrap_or(("", rest));
+            if kind == "nouserinfo" {
+                return json_response(200, json!({"errcode": -1, "errmsg": "system error"}));
+            }
             let mut body = json!({
                 "openid": format!("openid-{name}"),
                 "nickname": name,
                 "headimgurl": format!("https://img.example/{name}.png"),
             });
+            if kind == "hostile" {
+                body["nickname"] = json!(hostile_nickname());
+                body["headimgurl"] = json!(HOSTILE_PICTURE);
+            }
             if kind != "nounion" {
                 body["unionid"] = json!(format!("unionid-{name}"));
             }

@@ -178,7 +178,7 @@ fn account_json(listing: &AccountListing) -> Value {
         "providers": user.providers.iter().map(|link| json!({
             "provider_id": link.identity.provider.as_str(),
             "subject": link.identity.subject,
-            "name": link.profile.name,
+            "name": link.profile.name.as_ref().map(|n| n.as_str()),
         })).collect::<Vec<_>>(),
         "created_at": rfc3339(user.created_at),
         "updated_at": rfc3339(user.updated_at),

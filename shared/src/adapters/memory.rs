@@ -457,12 +457,16 @@ impl Store for MemoryStore {
     async fn exchange_for_session(
         &self,
         proof: &Spend,
+        bound_by: &LoginKey,
         now: UnixTime,
         session: &Session,
     ) -> Result<bool, DependencyError> {
         let mut state = self.state();
-        let key = proof.login_key().storage_key();
-        if !spend_is_valid(&state, proof, now) || state.logins.get(&key) != Some(&session.user_id) {
+        let key = bound_by.storage_key();
+        if !proof.login_keys().contains(bound_by)
+            || !spend_is_valid(&state, proof, now)
+            || state.logins.get(&key) != Some(&session.user_id)
+        {
             return Ok(false);
         }
         spend(&mut state, proof);

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::adapters::trust;
-use crate::domain::{ProviderId, ProviderIdentity, ProviderProfile};
+use crate::domain::{DisplayName, Picture, ProviderId, ProviderIdentity, ProviderProfile};
 use crate::ports::{IdentityProvider, ProviderError};
 
 /// The Open Platform app the service exchanges codes as.
@@ -162,15 +162,64 @@ impl IdentityProvider for WeChat {
                 .await
             {
                 Ok(info) if info.errcode.unwrap_or(0) == 0 => {
-                    profile.name = info.nickname.filter(|n| !n.is_empty());
-                    profile.picture = info.headimgurl.filter(|p| !p.is_empty());
+                    // WeChat's answer is the user's own text: cleaned and bounded here, once.
+                    profile.name = info
+                        .nickname
+                        .as_deref()
+                        .and_then(DisplayName::from_provider);
+                    profile.picture = info
+                        .headimgurl
+                        .as_deref()
+                        .and_then(|url| Picture::parse("headimgurl", url).ok());
                     unionid = unionid.or(info.unionid);
                 }
                 Ok(info) => tracing::warn!(errcode = info.errcode, "WeChat sns/userinfo refused"),
                 Err(err) => tracing::warn!(error = %err, "WeChat sns/userinfo failed"),
             }
         }
-        let subject = unionid.filter(|u| !u.is_empty()).unwrap_or(openid);
-        Ok((ProviderIdentity { provider, subject }, profile))
+        let openid = wechat_id(&openid).ok_or_else(|| {
+            ProviderError::Unavailable("WeChat answered an openid of an unknown shape".into())
+        })?;
+        // A unionid of another shape is as good as none: the openid still finds the person.
+        let unionid = unionid.as_deref().and_then(wechat_id);
+        let identity = ProviderIdentity {
+            provider,
+            subject: unionid.unwrap_or(openid).to_string(),
+            app_subject: openid.to_string(),
+        };
+        Ok((identity, profile))
+    }
+}
+
+/// WeChat's ids (`openid`, `unionid`) are 28 characters of base64url; anything of 1 to 64
+/// printable ASCII characters is taken, anything else is not an id (it goes into login keys
+/// and, in base64url, into the provider token, which must stay within 512 bytes).
+fn wechat_id(raw: &str) -> Option<&str> {
+    let id = raw.trim();
+    let shaped = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic());
+    shaped.then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wechat_ids_are_short_printable_ascii() {
+        assert_eq!(
+            wechat_id(" o6_bmjrPTlm6_2sgVt7hMZOPfL2M "),
+            Some("o6_bmjrPTlm6_2sgVt7hMZOPfL2M")
+        );
+        let long = "o".repeat(65);
+        for raw in [
+            "",
+            "  ",
+            "o6 bm",
+            "o6\u{0}",
+            "\u{5FAE}\u{4FE1}",
+            long.as_str(),
+        ] {
+            assert_eq!(wechat_id(raw), None, "{raw:?}");
+        }
     }
 }

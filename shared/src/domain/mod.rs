@@ -1,12 +1,14 @@
 //! Typed values parsed once at the edge, and the records of the account aggregate.
 //! No I/O and no JSON values here.
 
+mod client;
 mod contact;
 mod profile;
 mod secret;
 
 use std::fmt;
 
+pub use client::ClientNetwork;
 pub use contact::{Address, AddressKind, Email, PhoneNumber};
 pub use profile::{Gender, Picture, MAX_PICTURE_URL};
 pub use secret::{random_bytes, Password, SecretHash, SecretHasher, SecretToken, VerificationCode};
@@ -130,9 +132,31 @@ impl DisplayName {
         Ok(Self(name.to_string()))
     }
 
+    /// A name a provider chose for the person (WeChat's `nickname`), which may be anything:
+    /// control characters and bidi controls (which reorder the text around where the name
+    /// is shown) are dropped, and what is left is cut to 64 characters at a character
+    /// boundary. `None` when nothing is left.
+    pub fn from_provider(raw: &str) -> Option<Self> {
+        let kept: String = raw
+            .chars()
+            .filter(|&c| !c.is_control() && !is_bidi_control(c))
+            .collect();
+        let name: String = kept.trim().chars().take(MAX_DISPLAY_NAME_CHARS).collect();
+        let name = name.trim_end();
+        (!name.is_empty()).then(|| Self(name.to_string()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+const MAX_DISPLAY_NAME_CHARS: usize = 64;
+
+/// The Unicode bidirectional formatting characters (UAX #9): marks, embeddings, overrides
+/// and isolates.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// An external identity provider this service knows.
@@ -168,18 +192,44 @@ impl ProviderId {
     }
 }
 
-/// A person at a provider: WeChat's `unionid` when it gives one, else its `openid`.
+/// A person at a provider. WeChat names one by `openid` within the app, in every answer, and
+/// (when the app belongs to an Open Platform account) by `unionid` across its apps, in some
+/// answers only: not when `sns/userinfo` fails. Both are kept, and an account holds both as
+/// login keys, so that an answer with either finds the same account.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ProviderIdentity {
     pub provider: ProviderId,
+    /// WeChat's `unionid` when it gave one, else its `openid`: the identity's name in answers.
     pub subject: String,
+    /// WeChat's `openid`: the person within this app, known from every answer.
+    pub app_subject: String,
 }
 
-/// What a provider told us about the person.
+impl ProviderIdentity {
+    /// The login key of `subject`.
+    pub fn subject_key(&self) -> LoginKey {
+        LoginKey::Provider(self.provider, self.subject.clone())
+    }
+
+    /// The login key of `app_subject`.
+    pub fn app_key(&self) -> LoginKey {
+        LoginKey::ProviderApp(self.provider, self.app_subject.clone())
+    }
+
+    /// Whether both name the same person: the same provider, and the same `openid` or the
+    /// same `unionid`.
+    pub fn same_person(&self, other: &ProviderIdentity) -> bool {
+        self.provider == other.provider
+            && (self.app_subject == other.app_subject || self.subject == other.subject)
+    }
+}
+
+/// What a provider told us about the person, cleaned where it came in (the adapter): a name
+/// as `DisplayName::from_provider` keeps it, a picture only when it is a `Picture`.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ProviderProfile {
-    pub name: Option<String>,
-    pub picture: Option<String>,
+    pub name: Option<DisplayName>,
+    pub picture: Option<Picture>,
 }
 
 /// The app's own id of a user, as its backend names them in a custom-login ticket
@@ -269,7 +319,10 @@ impl fmt::Debug for CustomTicket {
 pub enum LoginKey {
     Username(Username),
     Address(Address),
-    Provider(ProviderIdentity),
+    /// A provider's name of a person (`ProviderIdentity::subject`).
+    Provider(ProviderId, String),
+    /// A provider's name of a person within this app (`ProviderIdentity::app_subject`).
+    ProviderApp(ProviderId, String),
     /// The app's own user id, signed in by its backend's custom-login tickets.
     Custom(CustomUid),
 }
@@ -282,12 +335,11 @@ impl LoginKey {
             LoginKey::Address(address) => {
                 format!("{}#{}", address.kind().as_str(), address.stored())
             }
-            LoginKey::Provider(identity) => {
-                format!(
-                    "provider#{}#{}",
-                    identity.provider.as_str(),
-                    identity.subject
-                )
+            LoginKey::Provider(provider, subject) => {
+                format!("provider#{}#{subject}", provider.as_str())
+            }
+            LoginKey::ProviderApp(provider, app_subject) => {
+                format!("provider-app#{}#{app_subject}", provider.as_str())
             }
             LoginKey::Custom(uid) => format!("custom#{}", uid.as_str()),
         }
@@ -348,7 +400,7 @@ impl User {
         keys.extend(
             self.providers
                 .iter()
-                .map(|l| LoginKey::Provider(l.identity.clone())),
+                .flat_map(|l| [l.identity.subject_key(), l.identity.app_key()]),
         );
         keys.extend(self.custom_uid.clone().map(LoginKey::Custom));
         keys
@@ -490,6 +542,28 @@ mod tests {
         let id = UserId::generate();
         assert_eq!(UserId::parse(id.as_str()).unwrap(), id);
         assert!(UserId::parse("../../etc").is_err());
+    }
+
+    #[test]
+    fn a_providers_name_loses_control_and_bidi_characters_and_is_cut_to_64() {
+        let hostile = format!(
+            "\u{202E}evil\u{0007}\n\u{2066}{}\u{200F}",
+            "\u{4E2D}".repeat(3000)
+        );
+        let name = DisplayName::from_provider(&hostile).unwrap();
+        assert_eq!(name.as_str().chars().count(), 64);
+        assert!(name.as_str().starts_with("evil\u{4E2D}"));
+        assert!(name
+            .as_str()
+            .chars()
+            .all(|c| !c.is_control() && !is_bidi_control(c)));
+        assert_eq!(
+            DisplayName::from_provider("  Ada  ").map(|n| n.as_str().to_string()),
+            Some("Ada".to_string())
+        );
+        for nothing in ["", "  ", "\u{202E}\u{0000}", "\n"] {
+            assert_eq!(DisplayName::from_provider(nothing), None, "{nothing:?}");
+        }
     }
 
     #[test]

@@ -26,6 +26,13 @@ pub fn to_wire(err: &AuthError, request_id: &str) -> WireError {
             "invalid_argument",
             "the request body is larger than 64 KiB".into(),
         ),
+        // 408, not 400: nothing was wrong with what arrived, it arrived too slowly; clients
+        // and proxies know 408 as "send it again on a new connection".
+        AuthError::RequestTimeout => (
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_argument",
+            "the request was not received in time; send it again".into(),
+        ),
         AuthError::InvalidPassword(why) => {
             (StatusCode::BAD_REQUEST, "invalid_password", why.to_string())
         }

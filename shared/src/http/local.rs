@@ -12,6 +12,7 @@
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -23,7 +24,7 @@ use lambda_http::Body;
 use tokio::net::TcpListener;
 
 use super::routes::ROUTES;
-use super::{handle, ClientIp, MAX_BODY_BYTES};
+use super::{handle, ClientIp, LocalIssuer, MAX_BODY_BYTES};
 use crate::adapters::outbox::Outbox;
 use crate::error::AuthError;
 use crate::ops::App;
@@ -140,6 +141,12 @@ pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
 
 /// Serves until the process is stopped.
 pub async fn serve(listener: TcpListener, server: LocalServer) -> std::io::Result<()> {
+    // Without `AUTH_JWT_ISSUER`, the issuer is this server's own URL (the port it bound, not
+    // the one asked for, which may be 0), whatever `Host` a client sends.
+    let issuer = LocalIssuer(Arc::from(format!(
+        "http://{}/auth/v1",
+        listener.local_addr()?
+    )));
     let server = Arc::new(server);
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -151,15 +158,15 @@ pub async fn serve(listener: TcpListener, server: LocalServer) -> std::io::Resul
                 continue;
             }
         };
-        let server = Arc::clone(&server);
+        let (server, issuer) = (Arc::clone(&server), issuer.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let server = Arc::clone(&server);
-                async move { Ok::<_, Infallible>(answer(&server, peer, req).await) }
+                let (server, issuer) = (Arc::clone(&server), issuer.clone());
+                async move { Ok::<_, Infallible>(answer(&server, peer, issuer, req).await) }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(10))
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "connection ended with an error");
@@ -167,6 +174,12 @@ pub async fn serve(listener: TcpListener, server: LocalServer) -> std::io::Resul
         });
     }
 }
+
+/// Headers must arrive within this (hyper's timer), and then the body within
+/// `BODY_READ_TIMEOUT`: so a whole request is read in at most 20 s, and a client trickling
+/// its body (or its headers) a byte at a time holds a connection no longer than that.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bodies past this are cut off mid-upload instead of being read to the end.
 const MAX_DRAINED_BYTES: usize = 16 * 1024 * 1024;
@@ -197,10 +210,12 @@ async fn read_body(mut incoming: Incoming) -> Result<Vec<u8>, AuthError> {
 async fn answer(
     server: &LocalServer,
     peer: SocketAddr,
+    issuer: LocalIssuer,
     req: http::Request<Incoming>,
 ) -> http::Response<Full<Bytes>> {
     let (mut parts, incoming) = req.into_parts();
     parts.extensions.insert(ClientIp(peer.ip()));
+    parts.extensions.insert(issuer);
     if parts.method == http::Method::GET && parts.uri.path() == OPENAPI_PATH {
         return http::Response::builder()
             .status(StatusCode::OK)
@@ -212,7 +227,10 @@ async fn answer(
     if !parts.uri.path().starts_with("/auth/v1/") {
         return local_only(server, &parts).await;
     }
-    let response = match read_body(incoming).await {
+    let response = match tokio::time::timeout(BODY_READ_TIMEOUT, read_body(incoming))
+        .await
+        .unwrap_or(Err(AuthError::RequestTimeout))
+    {
         Ok(bytes) => {
             let body = if bytes.is_empty() {
                 Body::Empty
@@ -221,7 +239,19 @@ async fn answer(
             };
             handle(&server.app, ROUTES, http::Request::from_parts(parts, body)).await
         }
-        Err(refusal) => super::refuse(&http::Request::from_parts(parts, Body::Empty), refusal),
+        Err(refusal) => {
+            let timed_out = matches!(refusal, AuthError::RequestTimeout);
+            let mut response =
+                super::refuse(&http::Request::from_parts(parts, Body::Empty), refusal);
+            if timed_out {
+                // The rest of the body may still be on its way: this connection is done.
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            response
+        }
     };
     let (parts, body) = response.into_parts();
     let bytes = match body {

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use crate::error::AuthError;
+use crate::error::{AuthError, AuthResult};
 use crate::ops::App;
 use routes::{Match, Operation, Route};
 
@@ -28,13 +28,20 @@ const ALLOWED_METHODS: &str = "GET, POST, PATCH, DELETE, OPTIONS";
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub IpAddr);
 
+/// The issuer the local server names when `AUTH_JWT_ISSUER` is unset: its own loopback URL
+/// (`http://127.0.0.1:<bound port>/auth/v1`), set on each request it reads, so that no
+/// client's `Host` header ever becomes an issuer.
+#[derive(Clone, Debug)]
+pub struct LocalIssuer(pub std::sync::Arc<str>);
+
 /// Per-request facts every answer and log line needs.
 pub struct RequestContext {
     pub request_id: String,
     pub client_ip: Option<IpAddr>,
-    /// The issuer of this request's access tokens: `AUTH_JWT_ISSUER`, else the API's origin
-    /// as this request reached it, plus `/auth/v1` (where the discovery document is).
-    pub issuer: String,
+    /// The issuer of this request's access tokens: `AUTH_JWT_ISSUER`, else the local server's
+    /// own loopback URL, else API Gateway's domain name plus `/auth/v1` (where the discovery
+    /// document is); `None` where none of these is known (a request from neither).
+    pub issuer: Option<String>,
 }
 
 impl RequestContext {
@@ -54,34 +61,36 @@ impl RequestContext {
         Self {
             request_id,
             client_ip: client_ip(req),
-            issuer: fixed_issuer
-                .map(str::to_string)
-                .unwrap_or_else(|| issuer_of(req)),
+            issuer: fixed_issuer.map(str::to_string).or_else(|| issuer_of(req)),
         }
+    }
+
+    /// The issuer, or a refusal: a request that reached neither API Gateway nor the local
+    /// server, on a deployment without `AUTH_JWT_ISSUER`, has no issuer to sign or check.
+    pub fn issuer(&self) -> AuthResult<&str> {
+        self.issuer.as_deref().ok_or_else(|| {
+            AuthError::Internal(
+                "no issuer: set AUTH_JWT_ISSUER, or serve through API Gateway or local-api".into(),
+            )
+        })
     }
 }
 
-/// `https://<API Gateway's domain name>/auth/v1` on Lambda; on the local server (which
-/// answers this machine's host names only) `http://<Host>/auth/v1`.
-fn issuer_of(req: &Request) -> String {
+/// The local server's loopback URL; on Lambda `https://<domain name>/auth/v1`, the domain
+/// name being what API Gateway put in the request context (the API's own or its custom
+/// domain), never the client's `Host` header, which anyone can set to anything.
+fn issuer_of(req: &Request) -> Option<String> {
     use lambda_http::request::RequestContext as Ctx;
-    let local = req.extensions().get::<ClientIp>().is_some();
-    let domain = match req.request_context_ref() {
-        Some(Ctx::ApiGatewayV2(ctx)) => ctx.domain_name.clone(),
-        Some(Ctx::ApiGatewayV1(ctx)) => ctx.domain_name.clone(),
+    if let Some(LocalIssuer(issuer)) = req.extensions().get::<LocalIssuer>() {
+        return Some(issuer.to_string());
+    }
+    let domain = match req.request_context_ref()? {
+        Ctx::ApiGatewayV2(ctx) => ctx.domain_name.clone(),
+        Ctx::ApiGatewayV1(ctx) => ctx.domain_name.clone(),
         #[allow(unreachable_patterns)]
         _ => None,
-    }
-    .filter(|_| !local)
-    .or_else(|| {
-        req.headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    })
-    .unwrap_or_default();
-    let scheme = if local { "http" } else { "https" };
-    format!("{scheme}://{domain}/auth/v1")
+    }?;
+    Some(format!("https://{domain}/auth/v1"))
 }
 
 fn client_ip(req: &Request) -> Option<IpAddr> {
@@ -209,4 +218,69 @@ fn respond(
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1) as u64));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An API Gateway HTTP API event (payload 2.0) as `lambda_http` receives it.
+    fn gateway_request(domain_name: Option<&str>, host: &str, source_ip: &str) -> Request {
+        let mut context = serde_json::json!({
+            "accountId": "123456789012",
+            "apiId": "api",
+            "http": {"method": "GET", "path": "/auth/v1/user/me", "protocol": "HTTP/1.1",
+                     "sourceIp": source_ip, "userAgent": "test"},
+            "requestId": "id",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "01/Jan/2025:00:00:00 +0000",
+            "timeEpoch": 1_735_689_600_000_u64,
+        });
+        if let Some(domain) = domain_name {
+            context["domainName"] = domain.into();
+        }
+        let event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": "/auth/v1/user/me",
+            "rawQueryString": "",
+            "headers": {"host": host},
+            "requestContext": context,
+            "isBase64Encoded": false,
+        });
+        lambda_http::request::from_str(&event.to_string()).expect("an API Gateway event")
+    }
+
+    #[test]
+    fn on_lambda_the_issuer_is_api_gateways_domain_name_never_the_host_header() {
+        let req = gateway_request(Some("api.example.com"), "evil.example", "198.51.100.7");
+        let ctx = RequestContext::of(&req, None);
+        assert_eq!(ctx.issuer().ok(), Some("https://api.example.com/auth/v1"));
+        let configured = RequestContext::of(&req, Some("https://auth.example.com/auth/v1"));
+        assert_eq!(
+            configured.issuer().ok(),
+            Some("https://auth.example.com/auth/v1")
+        );
+        // No domain name and nothing configured: no issuer at all, rather than the Host's.
+        let bare = gateway_request(None, "evil.example", "198.51.100.7");
+        assert!(RequestContext::of(&bare, None).issuer().is_err());
+        let mut bare = Request::default();
+        bare.headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("evil.example"));
+        assert!(RequestContext::of(&bare, None).issuer().is_err());
+    }
+
+    #[test]
+    fn on_the_local_server_the_issuer_is_its_own_url_never_the_host_header() {
+        let mut req = Request::default();
+        req.headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("evil.example"));
+        req.extensions_mut()
+            .insert(LocalIssuer("http://127.0.0.1:3000/auth/v1".into()));
+        assert_eq!(
+            RequestContext::of(&req, None).issuer().ok(),
+            Some("http://127.0.0.1:3000/auth/v1")
+        );
+    }
 }

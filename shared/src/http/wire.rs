@@ -94,7 +94,12 @@ impl From<&ProviderLink> for ProviderSummary {
         Self {
             id: link.identity.provider.as_str(),
             provider_user_id: link.identity.subject.clone(),
-            name: link.profile.name.clone().unwrap_or_default(),
+            name: link
+                .profile
+                .name
+                .as_ref()
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_default(),
         }
     }
 }
@@ -149,7 +154,11 @@ impl From<&User> for UserAnswer {
                 .name
                 .as_ref()
                 .map(|n| n.as_str().to_string())
-                .or_else(|| user.providers.iter().find_map(|p| p.profile.name.clone()))
+                .or_else(|| {
+                    user.providers
+                        .iter()
+                        .find_map(|p| p.profile.name.as_ref().map(|n| n.as_str().to_string()))
+                })
                 // The SDK's `user.is_anonymous` is `name === "anonymous"`.
                 .or_else(|| user.expires_at.map(|_| "anonymous".to_string()))
                 .unwrap_or_default(),
@@ -171,7 +180,7 @@ impl From<&User> for UserAnswer {
                 .or_else(|| {
                     user.providers
                         .iter()
-                        .find_map(|p| p.profile.picture.clone())
+                        .find_map(|p| p.profile.picture.as_ref().map(|p| p.as_str().to_string()))
                 })
                 .unwrap_or_default(),
             gender: user.gender.map_or("UNKNOWN", |g| g.as_str()),

@@ -26,7 +26,9 @@ pub(crate) fn taken(key: &LoginKey) -> AuthError {
         LoginKey::Username(_) => "the username belongs to another account",
         LoginKey::Address(Address::Email(_)) => "the email belongs to another account",
         LoginKey::Address(Address::Phone(_)) => "the phone number belongs to another account",
-        LoginKey::Provider(_) => "the provider identity belongs to another account",
+        LoginKey::Provider(..) | LoginKey::ProviderApp(..) => {
+            "the provider identity belongs to another account"
+        }
         LoginKey::Custom(_) => "the custom-login uid belongs to another account",
     })
 }

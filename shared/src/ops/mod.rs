@@ -18,8 +18,8 @@ use crate::config::Settings;
 use crate::crypto::tickets::CustomLoginKeys;
 use crate::crypto::{AccessClaims, AccessTokens, PasswordHasher, Scope};
 use crate::domain::{
-    InvalidInput, SecretHasher, SecretToken, Session, SessionId, SessionLimits, UnixTime, User,
-    UserId,
+    ClientNetwork, InvalidInput, SecretHasher, SecretToken, Session, SessionId, SessionLimits,
+    UnixTime, User, UserId,
 };
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{Clock, Delivery, IdentityProvider, Store};
@@ -286,8 +286,9 @@ pub(crate) fn within_limit<T>(decision: Result<T, UnixTime>, now: UnixTime) -> A
 
 pub(crate) const HOUR: i64 = 3600;
 
-/// One event counted against an hourly limit of a client address, where the address is known
-/// (API Gateway and the local server always know it).
+/// One event counted against an hourly limit of a client (its IPv4 address, or the /64 of
+/// its IPv6 address: see `ClientNetwork`), where the address is known (API Gateway and the
+/// local server always know it).
 pub(crate) struct ClientCount {
     key: Option<String>,
     counted_at: UnixTime,
@@ -302,7 +303,8 @@ impl ClientCount {
         per_hour: u32,
         now: UnixTime,
     ) -> AuthResult<Self> {
-        let key = client_ip.map(|ip| limit_key(app, kind, &ip.to_string()));
+        // Keyed by the client's network (an IPv6 customer's whole /64), not its address.
+        let key = client_ip.map(|ip| limit_key(app, kind, &ClientNetwork::of(ip).to_string()));
         if let Some(key) = &key {
             within_limit(app.store.count_event(key, per_hour, HOUR, now).await?, now)?;
         }

@@ -51,13 +51,10 @@ pub async fn sign_in_with_code(
                 ))
             }
         }
-        let holder = app
-            .store
-            .login(&LoginKey::Address(stored.address.clone()))
-            .await?
-            .ok_or(AuthError::NotFound(
-                "no account has this address; sign up with the verification_token instead",
-            ))?;
+        let key = LoginKey::Address(stored.address.clone());
+        let holder = app.store.login(&key).await?.ok_or(AuthError::NotFound(
+            "no account has this address; sign up with the verification_token instead",
+        ))?;
         let (session, secret) = new_session(app, &holder.user_id, holder.session_epoch, now);
         let session_id = session.id.clone();
         // The token is spent in the same step as the session is stored, and only while the
@@ -69,6 +66,7 @@ pub async fn sign_in_with_code(
                     hash,
                     address: stored.address.clone(),
                 },
+                &key,
                 now,
                 &session,
             )

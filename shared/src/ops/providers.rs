@@ -1,8 +1,7 @@
 //! External identity providers (WeChat): provider tokens, binding, sign-in, listing, unbinding.
 
 use crate::domain::{
-    LoginKey, ProviderId, ProviderIdentity, ProviderLink, ProviderProfile, ProviderToken,
-    SecretToken,
+    ProviderId, ProviderIdentity, ProviderLink, ProviderProfile, ProviderToken, SecretToken,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -83,24 +82,28 @@ pub async fn grant_provider_token(
 }
 
 /// The identity a provider token is for, in the clear at its end (`<secret>.wx_open.<subject
-/// in base64url>`): sign-in reads the token and the identity's login key together. The grant
-/// answer carries the subject anyway (`provider_profile.sub`).
+/// in base64url>.<app subject in base64url>`): sign-in reads the token and the identity's
+/// login keys together. The grant answer carries the subject anyway (`provider_profile.sub`).
 fn identity_hint(identity: &ProviderIdentity) -> String {
     format!(
-        "{}.{}",
+        "{}.{}.{}",
         identity.provider.as_str(),
-        URL_SAFE_NO_PAD.encode(&identity.subject)
+        URL_SAFE_NO_PAD.encode(&identity.subject),
+        URL_SAFE_NO_PAD.encode(&identity.app_subject)
     )
 }
 
 fn hinted_identity(token: &SecretToken) -> Option<ProviderIdentity> {
-    let mut parts = token.expose().rsplitn(3, '.');
-    let subject = URL_SAFE_NO_PAD.decode(parts.next()?).ok()?;
+    let decode = |part: &str| String::from_utf8(URL_SAFE_NO_PAD.decode(part).ok()?).ok();
+    let mut parts = token.expose().rsplitn(4, '.');
+    let app_subject = decode(parts.next()?)?;
+    let subject = decode(parts.next()?)?;
     let provider = ProviderId::parse(parts.next()?).ok()?;
     parts.next()?;
     Some(ProviderIdentity {
         provider,
-        subject: String::from_utf8(subject).ok()?,
+        subject,
+        app_subject,
     })
 }
 
@@ -136,7 +139,8 @@ pub async fn bind_provider(app: &App, caller: &Caller, token: SecretToken) -> Au
     };
     change_account(app, principal, None, Some(spend), |user| {
         match user.provider(identity.provider) {
-            Some(link) if link.identity == identity => {}
+            // Bound already, maybe from an answer that named the person by openid alone.
+            Some(link) if link.identity.same_person(&identity) => {}
             Some(_) => {
                 return Err(AuthError::AlreadyExists(
                     "the account already has an identity of this provider; unbind it first",
@@ -177,20 +181,32 @@ pub async fn sign_in_with_provider(
     let now = app.clock.now();
     let identity = hinted_identity(&token).ok_or_else(invalid_provider_token)?;
     let hash = app.secrets.token(purpose::PROVIDER, &token);
-    let key = LoginKey::Provider(identity.clone());
-    let (stored, holder) = tokio::join!(app.store.provider_token(&hash), app.store.login(&key));
+    let (subject_key, app_key) = (identity.subject_key(), identity.app_key());
+    let (stored, by_subject, by_app) = tokio::join!(
+        app.store.provider_token(&hash),
+        app.store.login(&subject_key),
+        app.store.login(&app_key)
+    );
     let stored = live(stored?, now)?;
     if stored.identity != identity {
         return Err(invalid_provider_token());
     }
-    let holder = holder?.ok_or(AuthError::NotFound(
-        "no account is bound to this provider identity",
-    ))?;
+    // By unionid, else by openid: an answer that left the unionid out (or an account made
+    // from one) is still the same person, never an unknown one to sign up again.
+    let (key, holder) = match (by_subject?, by_app?) {
+        (Some(holder), _) => (subject_key, holder),
+        (None, Some(holder)) => (app_key, holder),
+        (None, None) => {
+            return Err(AuthError::NotFound(
+                "no account is bound to this provider identity",
+            ))
+        }
+    };
     // The token signs in once: spent in the same write that stores the session.
     let (session, secret) = new_session(app, &holder.user_id, holder.session_epoch, now);
     if !app
         .store
-        .exchange_for_session(&Spend::Provider { hash, identity }, now, &session)
+        .exchange_for_session(&Spend::Provider { hash, identity }, &key, now, &session)
         .await?
     {
         return Err(invalid_provider_token());
@@ -271,6 +287,7 @@ mod tests {
         let identity = ProviderIdentity {
             provider: ProviderId::WxOpen,
             subject: "oUnion-ID_with.dots".to_string(),
+            app_subject: "oOpen.ID".to_string(),
         };
         let token = SecretToken::generate_with_suffix(&identity_hint(&identity));
         assert_eq!(hinted_identity(&token), Some(identity));
@@ -281,6 +298,10 @@ mod tests {
             "abc.github.b1VuaW9u",
             "abc.wx_open.***",
             "abc.wx_open.__8",
+            "wx_open.b1VuaW9u.b1VuaW9u",
+            "abc.github.b1VuaW9u.b1VuaW9u",
+            "abc.wx_open.***.b1VuaW9u",
+            "abc.wx_open.b1VuaW9u.__8",
         ] {
             let token = SecretToken::parse("provider_token", raw).unwrap();
             assert_eq!(hinted_identity(&token), None, "{raw}");

@@ -420,9 +420,10 @@ mod tests {
                 identity: ProviderIdentity {
                     provider: ProviderId::WxOpen,
                     subject: "o6_bmasdasdsad6_2sgVt7hMZOPfL".into(),
+                    app_subject: "oPEN_bmasdasdsad6_2sgVt7hMZOP".into(),
                 },
                 profile: ProviderProfile {
-                    name: Some("阿丽".into()),
+                    name: DisplayName::from_provider("阿丽"),
                     picture: None,
                 },
             }],

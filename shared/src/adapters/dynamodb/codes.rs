@@ -8,7 +8,7 @@ use super::keys::{
 use super::records::{session_item, spend_part, verified_address_item};
 use super::{is_condition_failure, sdk_error, DynamoStore, PARTITION_KEY, TTL_ATTRIBUTE};
 use crate::domain::{
-    ProviderToken, SecretHash, Session, UnixTime, UserId, Verification, VerificationId,
+    LoginKey, ProviderToken, SecretHash, Session, UnixTime, UserId, Verification, VerificationId,
     VerificationToken, VerifiedAddress,
 };
 use crate::ports::{DependencyError, Spend};
@@ -209,15 +209,19 @@ pub(super) async fn provider_token(
 }
 
 /// `Store::exchange_for_session`: one transaction that spends the proof, stores the session
-/// and checks that the proof's login still names the session's account.
+/// and checks that `bound_by`, a login the proof names, still names the session's account.
 pub(super) async fn exchange_for_session(
     store: &DynamoStore,
     proof: &Spend,
+    bound_by: &LoginKey,
     now: UnixTime,
     session: &Session,
 ) -> Result<bool, DependencyError> {
+    if !proof.login_keys().contains(bound_by) {
+        return Ok(false);
+    }
     let still_bound = store.condition_check_part(
-        login_pk(&proof.login_key().storage_key()),
+        login_pk(&bound_by.storage_key()),
         "#user_id = :uid",
         &[("#user_id", "user_id")],
         vec![(":uid", s(session.user_id.as_str()))],

@@ -7,7 +7,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::PARTITION_KEY;
 use crate::domain::{
-    Address, AddressKind, ProviderId, ProviderIdentity, ProviderProfile, SecretHash,
+    Address, AddressKind, DisplayName, Picture, ProviderId, ProviderIdentity, ProviderProfile,
+    SecretHash,
 };
 use crate::ports::DependencyError;
 
@@ -33,6 +34,7 @@ pub(super) fn identity_attributes(identity: &ProviderIdentity, profile: &Provide
     let mut map = Item::new();
     map.insert("provider".into(), s(identity.provider.as_str()));
     map.insert("subject".into(), s(identity.subject.as_str()));
+    map.insert("app_subject".into(), s(identity.app_subject.as_str()));
     if let Some(name) = &profile.name {
         map.insert("name".into(), s(name.as_str()));
     }
@@ -153,13 +155,20 @@ impl<'a> Record<'a> {
     }
 
     pub(super) fn identity(&self) -> Result<(ProviderIdentity, ProviderProfile), DependencyError> {
+        let subject = self.str("subject")?.to_string();
         let identity = ProviderIdentity {
             provider: self.parse("provider", ProviderId::parse)?,
-            subject: self.str("subject")?.to_string(),
+            // Items written before both ids were kept hold one, which served as both.
+            app_subject: self.opt_str("app_subject")?.unwrap_or(&subject).to_string(),
+            subject,
         };
+        // Cleaned again on the way out: items written before profiles were cleaned at the
+        // adapter hold WeChat's text as it came.
         let profile = ProviderProfile {
-            name: self.opt_str("name")?.map(str::to_string),
-            picture: self.opt_str("picture")?.map(str::to_string),
+            name: self.opt_str("name")?.and_then(DisplayName::from_provider),
+            picture: self
+                .opt_str("picture")?
+                .and_then(|url| Picture::parse("picture", url).ok()),
         };
         Ok((identity, profile))
     }

@@ -9,14 +9,14 @@
 //!
 //! | `pk`                              | attributes                                                      |
 //! |-----------------------------------|-----------------------------------------------------------------|
-//! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, name?, picture?}`), `picture`? (https URL), `gender`? (`MALE`/`FEMALE`), `created_at`, `updated_at`, `version`, `session_epoch`? (absent: 0), `expires_at`? (an anonymous account's end) |
-//! | `LOGIN#<LoginKey::storage_key()>` | `user_id`, `password_hash`?, `session_epoch`?: reserves a username, email, phone or provider identity for one account; the account's password hash and session epoch are repeated here (same transaction) so that sign-in is one read |
+//! | `USER#<user id>`                  | `username`?, `email`? (normalised), `phone`? (E.164), `name`?, `password_hash`?, `providers` (list of maps `{provider, subject, app_subject?, name?, picture?}`; `app_subject` absent: the same as `subject`), `picture`? (https URL), `gender`? (`MALE`/`FEMALE`), `created_at`, `updated_at`, `version`, `session_epoch`? (absent: 0), `expires_at`? (an anonymous account's end) |
+//! | `LOGIN#<LoginKey::storage_key()>` | `user_id`, `password_hash`?, `session_epoch`?: reserves a username, email, phone or provider identity (two keys each: `provider#wx_open#<unionid, else openid>` and `provider-app#wx_open#<openid>`) for one account; the account's password hash and session epoch are repeated here (same transaction) so that sign-in is one read |
 //! | `SESSION#<session id>`            | `user_id`, `refresh_hash` (hex), `revoked`, `expires_at`, `created_at`, `refreshed_at`, `generation`, `authenticated_at`, `epoch`? (absent: 0; alive only while it is the user's `session_epoch`) |
 //! | `VERIF#<verification id>`         | `address_kind`, `address`, `code_hash` (hex), `attempts`, `used`, `expires_at`, `requested_by`? (user id) |
 //! | `VADDR#<user id>#<LoginKey::storage_key()>` | `used`, `expires_at`: the account verified a code for that address (`records.rs`) |
 //! | `VTOKEN#<hash hex>`               | `address_kind`, `address`, `used`, `expires_at` (verification token) |
 //! | `SUDO#<hash hex>`                 | `user_id`, `session_id`, `expires_at`, `epoch`? (absent: 0)    |
-//! | `PTOKEN#<hash hex>`               | `provider`, `subject`, `name`?, `picture`?, `used`, `expires_at` (provider token) |
+//! | `PTOKEN#<hash hex>`               | `provider`, `subject`, `app_subject`?, `name`?, `picture`?, `used`, `expires_at` (provider token) |
 //! | `COOLDOWN#<key>`                  | `expires_at` (busy until), `holder` (random, one per acquisition) |
 //! | `COUNT#<key>#<window start>`      | `count`, `expires_at` (window end)                              |
 //!
@@ -408,10 +408,11 @@ impl Store for DynamoStore {
     async fn exchange_for_session(
         &self,
         proof: &Spend,
+        bound_by: &LoginKey,
         now: UnixTime,
         session: &Session,
     ) -> Result<bool, DependencyError> {
-        codes::exchange_for_session(self, proof, now, session).await
+        codes::exchange_for_session(self, proof, bound_by, now, session).await
     }
 
     async fn delete_account(

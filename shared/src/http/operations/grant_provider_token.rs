@@ -56,8 +56,16 @@ pub(super) async fn handle(
         provider_profile: ProviderProfileAnswer {
             provider_id: grant.identity.provider.as_str(),
             sub: grant.identity.subject,
-            name: grant.profile.name.unwrap_or_default(),
-            picture: grant.profile.picture.unwrap_or_default(),
+            name: grant
+                .profile
+                .name
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_default(),
+            picture: grant
+                .profile
+                .picture
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
         },
     })
 }

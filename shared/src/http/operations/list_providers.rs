@@ -38,7 +38,7 @@ pub(super) async fn handle(
             provider_user_name: state
                 .link
                 .as_ref()
-                .and_then(|l| l.profile.name.clone())
+                .and_then(|l| l.profile.name.as_ref().map(|n| n.as_str().to_string()))
                 .unwrap_or_default(),
             bind: state.link.is_some(),
         })

@@ -76,7 +76,7 @@ pub(super) async fn dispatch(
         Operation::ResetPassword => json(reset_password::handle(app, req, ctx).await?),
         Operation::RevokeAll => json(revoke_all::handle(app, req, ctx).await?),
         Operation::Jwks => Ok(jwks::handle(app)),
-        Operation::OpenIdConfiguration => json(open_id_configuration::handle(app, ctx)),
+        Operation::OpenIdConfiguration => json(open_id_configuration::handle(app, ctx)?),
     }
 }
 
@@ -130,7 +130,7 @@ fn caller(app: &App, ctx: &RequestContext, req: &Request) -> AuthResult<Caller> 
     let token = bearer(req).ok_or(AuthError::Unauthenticated(
         "an Authorization: Bearer access token is required",
     ))?;
-    Caller::from_access_token(app, token, &ctx.issuer)
+    Caller::from_access_token(app, token, ctx.issuer()?)
 }
 
 async fn principal(app: &App, ctx: &RequestContext, req: &Request) -> AuthResult<Principal> {

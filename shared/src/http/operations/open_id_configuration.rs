@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::error::AuthResult;
 use crate::http::RequestContext;
 use crate::ops::App;
 
@@ -19,15 +20,16 @@ pub struct DiscoveryAnswer<'a> {
     pub claims_supported: &'static [&'static str],
 }
 
-pub(super) fn handle<'a>(app: &App, ctx: &'a RequestContext) -> DiscoveryAnswer<'a> {
-    DiscoveryAnswer {
-        issuer: &ctx.issuer,
-        jwks_uri: format!("{}/.well-known/jwks.json", ctx.issuer),
-        token_endpoint: format!("{}/token", ctx.issuer),
+pub(super) fn handle<'a>(app: &App, ctx: &'a RequestContext) -> AuthResult<DiscoveryAnswer<'a>> {
+    let issuer = ctx.issuer()?;
+    Ok(DiscoveryAnswer {
+        issuer,
+        jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+        token_endpoint: format!("{issuer}/token"),
         response_types_supported: &["token"],
         subject_types_supported: &["public"],
         id_token_signing_alg_values_supported: app.access_tokens.algorithms(),
         token_endpoint_auth_methods_supported: &["none"],
         claims_supported: &["sub", "sid", "iss", "aud", "exp", "iat", "jti", "scope"],
-    }
+    })
 }

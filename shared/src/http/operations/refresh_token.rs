@@ -38,5 +38,5 @@ pub(super) async fn handle(
     ctx: &RequestContext,
 ) -> AuthResult<CredentialsAnswer> {
     let token = body::<TokenBody>(req)?.parse()?;
-    Ok(accounts::refresh(app, token, &ctx.issuer).await?.into())
+    Ok(accounts::refresh(app, token, ctx.issuer()?).await?.into())
 }

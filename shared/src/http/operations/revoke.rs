@@ -13,7 +13,7 @@ use crate::ops::App;
 pub(super) async fn handle(app: &App, req: &Request, ctx: &RequestContext) -> AuthResult<Empty> {
     let b: RevokeBody = body(req)?;
     match b.token.as_deref().or_else(|| bearer(req)) {
-        Some(token) => accounts::revoke(app, token, &ctx.issuer).await?,
+        Some(token) => accounts::revoke(app, token, ctx.issuer()?).await?,
         None => return Err(AuthError::InvalidArgument("token is required".into())),
     }
     Ok(Empty {})

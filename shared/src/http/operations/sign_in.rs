@@ -66,14 +66,20 @@ pub(super) async fn handle(
 ) -> AuthResult<CredentialsAnswer> {
     let credentials = match body::<SignInBody>(req)?.parse(&app.settings.default_country_code)? {
         SignInProof::Password(login, password) => {
-            accounts::sign_in(app, login, password, ctx.client_ip, &ctx.issuer).await?
+            accounts::sign_in(app, login, password, ctx.client_ip, ctx.issuer()?).await?
         }
         SignInProof::Code {
             claimed,
             verification_token,
         } => {
-            otp::sign_in_with_code(app, claimed, verification_token, ctx.client_ip, &ctx.issuer)
-                .await?
+            otp::sign_in_with_code(
+                app,
+                claimed,
+                verification_token,
+                ctx.client_ip,
+                ctx.issuer()?,
+            )
+            .await?
         }
     };
     Ok(credentials.into())

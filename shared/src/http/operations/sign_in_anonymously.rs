@@ -22,7 +22,7 @@ pub(super) async fn handle(
     ctx: &RequestContext,
 ) -> AuthResult<CredentialsAnswer> {
     let AnonymousBody {} = body(req)?;
-    Ok(otp::sign_in_anonymously(app, ctx.client_ip, &ctx.issuer)
+    Ok(otp::sign_in_anonymously(app, ctx.client_ip, ctx.issuer()?)
         .await?
         .into())
 }

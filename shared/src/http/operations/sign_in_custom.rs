@@ -33,7 +33,7 @@ pub(super) async fn handle(
     }
     let ticket = CustomTicket::parse(&required(ticket, "ticket")?)?;
     Ok(
-        custom_login::sign_in_with_ticket(app, ticket, ctx.client_ip, &ctx.issuer)
+        custom_login::sign_in_with_ticket(app, ticket, ctx.client_ip, ctx.issuer()?)
             .await?
             .into(),
     )

@@ -16,7 +16,7 @@ pub(super) async fn handle(
     ctx: &RequestContext,
 ) -> AuthResult<CredentialsAnswer> {
     let token = body::<ProviderTokenOnlyBody>(req)?.parse()?;
-    Ok(providers::sign_in_with_provider(app, token, &ctx.issuer)
+    Ok(providers::sign_in_with_provider(app, token, ctx.issuer()?)
         .await?
         .into())
 }

@@ -16,7 +16,7 @@ pub(super) async fn handle(app: &App, req: &Request, ctx: &RequestContext) -> Au
         Some(_) => accounts::sign_out(app, &principal(app, ctx, req).await?).await?,
         None => {
             let token = required(b.token, "token")?;
-            accounts::revoke(app, &token, &ctx.issuer).await?
+            accounts::revoke(app, &token, ctx.issuer()?).await?
         }
     }
     Ok(Empty {})

@@ -66,6 +66,6 @@ pub(super) async fn handle(
     ctx: &RequestContext,
 ) -> AuthResult<CredentialsAnswer> {
     let request = body::<SignUpBody>(req)?.parse(&app.settings.default_country_code)?;
-    let credentials = accounts::sign_up(app, request, ctx.client_ip, &ctx.issuer).await?;
+    let credentials = accounts::sign_up(app, request, ctx.client_ip, ctx.issuer()?).await?;
     Ok(credentials.into())
 }
