@@ -383,6 +383,28 @@ pub struct User {
 }
 
 impl User {
+    /// A new account, created at `now`, that holds nothing yet: the caller sets what it is
+    /// created with.
+    pub fn new(now: UnixTime) -> Self {
+        User {
+            id: UserId::generate(),
+            username: None,
+            email: None,
+            phone: None,
+            name: None,
+            password_hash: None,
+            providers: Vec::new(),
+            custom_uid: None,
+            picture: None,
+            gender: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            expires_at: None,
+            session_epoch: 0,
+        }
+    }
+
     /// Every unique key this account holds.
     pub fn login_keys(&self) -> Vec<LoginKey> {
         let mut keys = Vec::new();

@@ -3,7 +3,7 @@
 use crate::crypto::Scope;
 use crate::domain::{
     Address, DisplayName, Email, LoginKey, Password, PhoneNumber, ProviderLink, SecretToken,
-    UnixTime, User, UserId, Username,
+    UnixTime, User, Username,
 };
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountChange, ChangeRejected, Spend};
@@ -106,21 +106,8 @@ pub async fn sign_up(
     let per_client = app.settings.signups_per_ip_per_hour;
     ClientCount::take(app, "signup-ip", client_ip, per_client, now).await?;
     let mut user = User {
-        id: UserId::generate(),
-        username: None,
-        email: None,
-        phone: None,
         name: request.name,
-        password_hash: None,
-        providers: Vec::new(),
-        custom_uid: None,
-        picture: None,
-        gender: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-        expires_at: None,
-        session_epoch: 0,
+        ..User::new(now)
     };
     let spend = match request.identity {
         NewIdentity::Username(username) => {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use crate::crypto::tickets::VerifiedTicket;
 use crate::crypto::Scope;
-use crate::domain::{CustomTicket, LoginKey, SecretToken, Session, UnixTime, User, UserId};
+use crate::domain::{CustomTicket, LoginKey, SecretToken, Session, UnixTime, User};
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountChange, ChangeRejected};
 
@@ -152,20 +152,7 @@ fn issued(
 
 fn new_account(ticket: &VerifiedTicket, now: UnixTime) -> User {
     User {
-        id: UserId::generate(),
-        username: None,
-        email: None,
-        phone: None,
-        name: None,
-        password_hash: None,
-        providers: Vec::new(),
         custom_uid: Some(ticket.uid.clone()),
-        picture: None,
-        gender: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-        expires_at: None,
-        session_epoch: 0,
+        ..User::new(now)
     }
 }

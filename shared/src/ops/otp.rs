@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use crate::crypto::Scope;
-use crate::domain::{Address, LoginKey, SecretToken, User, UserId};
+use crate::domain::{Address, LoginKey, SecretToken, User};
 use crate::error::{AuthError, AuthResult};
 use crate::ports::{AccountChange, Spend};
 
@@ -108,21 +108,8 @@ pub async fn sign_in_anonymously(
     let per_client = app.settings.signups_per_ip_per_hour;
     ClientCount::take(app, "signup-ip", client_ip, per_client, now).await?;
     let user = User {
-        id: UserId::generate(),
-        username: None,
-        email: None,
-        phone: None,
-        name: None,
-        password_hash: None,
-        providers: Vec::new(),
-        custom_uid: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
         expires_at: Some(now + app.settings.anonymous_account_ttl_secs),
-        picture: None,
-        gender: None,
-        session_epoch: 0,
+        ..User::new(now)
     };
     let (session, secret) = new_session(app, &user.id, user.session_epoch, now);
     let session_id = session.id.clone();
